@@ -1,0 +1,32 @@
+# Thin wrappers; the logic lives in Python (tools/, sandbox/, bench/).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup test lint demo sandbox clean
+
+setup: $(STAMP)  ## create .venv and install runtime + dev requirements and the package
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+lint: setup  ## ruff check + ruff format --check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: setup lint  ## the whole test suite (what CI runs)
+	$(PY) -m pytest -q -p no:cacheprovider
+
+demo: setup  ## sandboxes + Airflow standalone with the package's DAGs, UI on localhost:8080
+	$(PY) tools/demo.py
+
+sandbox: setup  ## only the two sandboxes, demo fixture, default ports
+	$(PY) -m sandbox serve
+
+clean:  ## remove the demo Airflow home
+	rm -rf airflow_home

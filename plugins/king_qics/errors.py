@@ -1,0 +1,47 @@
+"""Typed errors shared by both hooks and both sync flows.
+
+Every failure of the King or Qics API becomes one of these, so tasks can decide what to retry:
+authentication and validation errors are final (retrying cannot help), transient ones are retried
+with backoff, and an unknown outcome of a write is resolved by looking the record up before any
+second attempt. Messages never contain credentials or session ids.
+"""
+
+
+class KingQicsError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class AuthenticationError(KingQicsError):
+    """Credentials were refused (wrong partner key, environment code, revoked refresh token)."""
+
+
+class RecordValidationError(KingQicsError):
+    """The service rejected one record; retrying the same data gives the same answer."""
+
+    def __init__(self, key: object, message: str):
+        self.key = key
+        self.message = message
+        super().__init__(f"{key}: {message}" if key not in (None, "") else message)
+
+
+class TransientError(KingQicsError):
+    """A fault that may pass: connection failure, timeout, HTTP 429 or 5xx."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class OutcomeUnknownError(TransientError):
+    """A write was sent but no answer came back: it may or may not have been applied.
+
+    Never resend such a write blindly; look the record up first.
+    """
+
+
+class SessionExpiredError(TransientError):
+    """King's session ended (idle timeout); the hook logs in again and repeats the call."""
+
+
+class ProtocolError(KingQicsError):
+    """The service answered with something that is not the documented format."""

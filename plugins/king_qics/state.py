@@ -1,0 +1,287 @@
+"""The sync-state store: what was synced, what failed, which invoices were booked, OAuth tokens.
+
+SQLAlchemy Core over a SQLite file under the Airflow home by default (embedded setup), or any
+database an Airflow connection points at (production: the same PostgreSQL as Airflow, its own
+database or schema). Workers share it, so it is also where cross-process locks live.
+
+Tables are created on first use (``StateStore.create_schema``); each concern has its own table:
+- ``oauth_tokens``: the current (rotated) Qics refresh token and the cached access token per
+  connection, encrypted with a key derived from the connection's client secret;
+- ``synced_records``: per administration, entity and King key: the hash of the last mapped record
+  written to Qics, its Qics id, when, and the current error (the failing list) with attempts;
+- ``watermarks``: per administration and King table: up to when changes were read, and when the
+  last full read was;
+- ``run_reports``: one row per entity sync run with its counts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+STATE_CONN_ID_ENV = "KING_QICS_STATE_CONN_ID"
+STATE_FILE_NAME = "king_qics_state.db"
+
+metadata = sa.MetaData()
+
+oauth_tokens = sa.Table(
+    "oauth_tokens",
+    metadata,
+    sa.Column("conn_id", sa.String(250), primary_key=True),
+    sa.Column("seed_fingerprint", sa.String(64), nullable=False),  # which connection token it grew from
+    sa.Column("refresh_token", sa.Text, nullable=True),  # encrypted
+    sa.Column("access_token", sa.Text, nullable=True),  # encrypted
+    sa.Column("access_expires_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+synced_records = sa.Table(
+    "synced_records",
+    metadata,
+    sa.Column("administration", sa.String(64), primary_key=True),
+    sa.Column("entity", sa.String(64), primary_key=True),
+    sa.Column("king_key", sa.String(64), primary_key=True),
+    sa.Column("qics_id", sa.BigInteger, nullable=True),
+    sa.Column("record_hash", sa.String(64), nullable=True),  # of the last mapped record written
+    sa.Column("record_json", sa.Text, nullable=True),  # that record, for diffs and reconciliation
+    sa.Column("synced_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),  # set while the record is failing
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("first_failed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_failed_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+watermarks = sa.Table(
+    "watermarks",
+    metadata,
+    sa.Column("administration", sa.String(64), primary_key=True),
+    sa.Column("king_table", sa.String(64), primary_key=True),
+    sa.Column("read_until", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_full_read_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+run_reports = sa.Table(
+    "run_reports",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("administration", sa.String(64), nullable=False, index=True),
+    sa.Column("entity", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.String(250), nullable=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("full_read", sa.Boolean, nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    sa.Column("read", sa.Integer, nullable=False),
+    sa.Column("new", sa.Integer, nullable=False),
+    sa.Column("changed", sa.Integer, nullable=False),
+    sa.Column("unchanged", sa.Integer, nullable=False),
+    sa.Column("failed", sa.Integer, nullable=False),
+)
+
+locks = sa.Table(
+    "locks",
+    metadata,
+    sa.Column("name", sa.String(250), primary_key=True),
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _sqlalchemy_url_from_connection(conn_id: str) -> str:
+    from airflow.sdk import BaseHook
+
+    uri = BaseHook.get_connection(conn_id).get_uri()
+    for prefix in ("postgres://", "postgresql://"):
+        if uri.startswith(prefix):
+            return "postgresql+psycopg2://" + uri[len(prefix) :]
+    return uri
+
+
+def default_url() -> str:
+    home = Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow"))
+    return f"sqlite:///{home.resolve() / STATE_FILE_NAME}"
+
+
+class StateStore:
+    """Access to the state database; cheap to create, one engine per URL and process."""
+
+    _engines: dict[str, Engine] = {}
+
+    def __init__(self, url: str):
+        self.url = url
+        if url not in self._engines:
+            self._engines[url] = _create_engine(url)
+        self.engine = self._engines[url]
+
+    @classmethod
+    def from_settings(cls, conn_id: str | None = None) -> StateStore:
+        """The store named by ``conn_id`` (or $KING_QICS_STATE_CONN_ID), else the SQLite default."""
+        conn_id = conn_id or os.environ.get(STATE_CONN_ID_ENV)
+        store = cls(_sqlalchemy_url_from_connection(conn_id) if conn_id else default_url())
+        store.create_schema()
+        return store
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    def create_schema(self) -> None:
+        metadata.create_all(self.engine)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def locked(self, name: str) -> Iterator[Connection]:
+        """A transaction that holds an exclusive lock named ``name`` across processes and hosts.
+
+        PostgreSQL: a row lock (``SELECT ... FOR UPDATE``) on the lock's row. SQLite: every
+        transaction starts with ``BEGIN IMMEDIATE``, which already takes the database write lock.
+        """
+        with self.engine.begin() as conn:
+            if not self.is_sqlite:
+                insert = _insert_ignore(conn, locks, {"name": name})
+                conn.execute(insert)
+                conn.execute(sa.select(locks.c.name).where(locks.c.name == name).with_for_update())
+            yield conn
+
+
+def _insert_ignore(conn: Connection, table: sa.Table, values: dict):
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table).values(**values).on_conflict_do_nothing()
+
+
+def _create_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 60})
+
+        @sa.event.listens_for(engine, "connect")
+        def _no_pysqlite_transactions(dbapi_connection, _record):
+            dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (below)
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            dbapi_connection.execute("PRAGMA busy_timeout=60000")
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin_immediate(conn):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _upsert(conn: Connection, table: sa.Table, values: dict, update: dict):
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    keys = [column.name for column in table.primary_key.columns]
+    statement = insert(table).values(**values).on_conflict_do_update(index_elements=keys, set_=update)
+    conn.execute(statement)
+
+
+class SyncedRecords:
+    """Per administration and entity: which King records are in Qics, as what, and which fail."""
+
+    def __init__(self, store: StateStore, administration: str, entity: str):
+        self.store, self.administration, self.entity = store, administration, entity
+
+    def _where(self):
+        t = synced_records.c
+        return (t.administration == self.administration) & (t.entity == self.entity)
+
+    def all(self) -> dict[str, sa.Row]:
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(sa.select(synced_records).where(self._where())).all()
+        return {row.king_key: row for row in rows}
+
+    def qics_ids(self) -> dict[str, int]:
+        """King key -> Qics id of every record that exists in Qics (the lookup of other entities)."""
+        t = synced_records.c
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(t.king_key, t.qics_id).where(self._where() & t.qics_id.is_not(None))
+            ).all()
+        return {row.king_key: int(row.qics_id) for row in rows}
+
+    def failing(self) -> dict[str, str]:
+        t = synced_records.c
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(t.king_key, t.last_error).where(self._where() & t.last_error.is_not(None))
+            ).all()
+        return {row.king_key: row.last_error for row in rows}
+
+    def saved(self, king_key: str, qics_id: int, record_hash: str, record_json: str) -> None:
+        now = utcnow()
+        values = {
+            "qics_id": qics_id,
+            "record_hash": record_hash,
+            "record_json": record_json,
+            "synced_at": now,
+            "last_error": None,
+            "attempts": 0,
+            "first_failed_at": None,
+            "last_failed_at": None,
+        }
+        key = {"administration": self.administration, "entity": self.entity, "king_key": king_key}
+        with self.store.transaction() as conn:
+            _upsert(conn, synced_records, {**key, **values}, values)
+
+    def failed(self, king_key: str, reason: str) -> None:
+        now = utcnow()
+        t = synced_records
+        key = {"administration": self.administration, "entity": self.entity, "king_key": king_key}
+        with self.store.transaction() as conn:
+            _upsert(
+                conn,
+                t,
+                {**key, "last_error": reason, "attempts": 1, "first_failed_at": now, "last_failed_at": now},
+                {
+                    "last_error": reason,
+                    "attempts": t.c.attempts + 1,
+                    "first_failed_at": sa.func.coalesce(t.c.first_failed_at, now),
+                    "last_failed_at": now,
+                },
+            )
+
+
+class Watermarks:
+    """Up to when a King table's changes were read, per administration."""
+
+    def __init__(self, store: StateStore, administration: str):
+        self.store, self.administration = store, administration
+
+    def get(self, king_table: str) -> sa.Row | None:
+        t = watermarks.c
+        with self.store.engine.connect() as conn:
+            return conn.execute(
+                sa.select(watermarks).where(
+                    (t.administration == self.administration) & (t.king_table == king_table)
+                )
+            ).first()
+
+    def advance(self, king_table: str, read_until: datetime, full_read: bool) -> None:
+        values: dict = {"read_until": read_until}
+        if full_read:
+            values["last_full_read_at"] = read_until
+        key = {"administration": self.administration, "king_table": king_table}
+        with self.store.transaction() as conn:
+            _upsert(conn, watermarks, {**key, **values}, values)
+
+
+def add_run_report(store: StateStore, **values) -> None:
+    with store.transaction() as conn:
+        conn.execute(sa.insert(run_reports).values(**values))

@@ -1,0 +1,1 @@
+"""The two sync flows: master data (King -> Qics) and invoice export (Qics -> King)."""

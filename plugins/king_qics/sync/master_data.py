@@ -1,0 +1,311 @@
+"""Master data King -> Qics for one entity: extract -> map -> diff -> load -> report.
+
+- extract: the King table, incrementally (MUTDATE_VA from the watermark, minus an overlap) or in
+  full (full_refresh, first sync, and the first run of each day), plus the records on the failing
+  list re-read by key even when King's change date did not move;
+- map: the entity's mapping YAML (king_qics.mapping), lookups resolved against the state store;
+- diff: hash of the mapped record vs the hash last written (full_refresh: field by field against
+  what Qics really holds, which repairs records changed by hand in Qics);
+- load: POST new, PUT changed (merged over the current Qics record, so unmapped fields survive);
+  each success is stored at once; a rejected record is stored on the failing list;
+- report: counts, and a table of key + reason for every record that failed.
+
+Nothing is ever deleted in Qics. A dry run reads and diffs, logs what it would write per record
+and field, and changes nothing: no Qics write, no watermark, no hash, no failing-list change.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pendulum
+
+from king_qics.errors import RecordValidationError
+from king_qics.state import StateStore, SyncedRecords, Watermarks, add_run_report, utcnow
+
+log = logging.getLogger(__name__)
+
+AMSTERDAM = "Europe/Amsterdam"
+# MUTDATE_VA takes a date: re-reading from the start of the watermark's day (minus this overlap)
+# means nothing changed around a run's start can slip past the watermark.
+WATERMARK_OVERLAP = timedelta(minutes=15)
+DAILY_FULL_READ_AFTER = (7, 0)  # the first run after 07:00 Amsterdam time reads every record
+# More failing records than this are re-read with one full read instead of one call per key.
+MAX_KEYED_REREADS = 50
+
+
+@dataclass
+class EntityReport:
+    administration: str
+    entity: str
+    full_read: bool = False
+    dry_run: bool = False
+    read: int = 0
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    failures: dict[str, str] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, Any]:
+        return {
+            "entity": self.entity,
+            "read": self.read,
+            "new": self.new,
+            "changed": self.changed,
+            "unchanged": self.unchanged,
+            "failed": self.failed,
+            "full_read": self.full_read,
+            "dry_run": self.dry_run,
+        }
+
+    def failure_table(self) -> str:
+        width = max([len("key"), *(len(key) for key in self.failures)])
+        lines = [f"{'key'.ljust(width)}  reason", f"{'-' * width}  ------"]
+        lines += [f"{key.ljust(width)}  {reason}" for key, reason in sorted(self.failures.items())]
+        return "\n".join(lines)
+
+
+def canonical(value: Any) -> Any:
+    """One representation per value, so King-mapped and Qics-read values compare and hash alike."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float | Decimal):
+        number = Decimal(str(value)).normalize()
+        return str(number.quantize(Decimal(1)) if number == number.to_integral() else number)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def canonical_record(record: dict) -> dict:
+    return {name: canonical(value) for name, value in record.items()}
+
+
+def needs_full_read(watermark, started: datetime) -> bool:
+    if watermark is None or watermark.last_full_read_at is None:
+        return True
+    local = pendulum.instance(started).in_timezone(AMSTERDAM)
+    hour, minute = DAILY_FULL_READ_AFTER
+    todays_cutoff = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if local < todays_cutoff:
+        todays_cutoff = todays_cutoff.subtract(days=1)
+    return pendulum.instance(watermark.last_full_read_at) < todays_cutoff
+
+
+class MasterDataSync:
+    """Syncs master-data entities of one administration from King to Qics."""
+
+    def __init__(self, administration, king, qics, store: StateStore, *, run_id: str | None = None):
+        self.adm = administration
+        self.king = king
+        self.qics = qics
+        self.store = store
+        self.run_id = run_id
+        self.watermarks = Watermarks(store, administration.id)
+
+    # -- the flow ------------------------------------------------------------------------------
+
+    def run(self, entity: str, *, full_refresh: bool = False, dry_run: bool = False) -> EntityReport:
+        from king_qics.mapping import load_mapping
+
+        started = utcnow()
+        mapping = load_mapping(entity)
+        records = SyncedRecords(self.store, self.adm.id, entity)
+        report = EntityReport(self.adm.id, entity, dry_run=dry_run)
+
+        known = records.all()
+        failing = {key for key, row in known.items() if row.last_error}
+        king_df, report.full_read = self._extract(mapping, failing, full_refresh, started)
+        report.read = len(king_df)
+
+        lookups = {name: SyncedRecords(self.store, self.adm.id, name).qics_ids() for name in mapping.lookups}
+        extra_tables = {
+            table: self.king.read_table(table, fields) for table, fields in mapping.extra_tables.items()
+        }
+        mapped = mapping.apply(king_df, administration=self.adm, lookups=lookups, extra_tables=extra_tables)
+        for key, reason in mapped.errors.items():
+            self._fail(report, records, str(key), reason, dry_run)
+
+        qics_now = self._qics_records(mapping, mapped, known, full_refresh)
+        for key, row in mapped.records.iterrows():
+            key = str(key)
+            payload = {name: _json_ready(value) for name, value in row.items()}
+            self._sync_one(
+                mapping, records, report, key, payload, known.get(key), qics_now, full_refresh, dry_run
+            )
+
+        if not dry_run:
+            self.watermarks.advance(mapping.king_table, started, report.full_read)
+            add_run_report(
+                self.store,
+                administration=self.adm.id,
+                entity=entity,
+                run_id=self.run_id,
+                started_at=started,
+                finished_at=utcnow(),
+                **{k: v for k, v in report.counts().items() if k != "entity"},
+            )
+        log.info(
+            "%s %s: read %d, new %d, changed %d, unchanged %d, failed %d%s%s",
+            self.adm.id,
+            entity,
+            report.read,
+            report.new,
+            report.changed,
+            report.unchanged,
+            report.failed,
+            " (full read)" if report.full_read else "",
+            " (dry run: nothing written)" if dry_run else "",
+        )
+        return report
+
+    def _extract(self, mapping, failing: set[str], full_refresh: bool, started: datetime):
+        import pandas as pd
+
+        table, fields, key_field = mapping.king_table, mapping.king_fields, mapping.king_key
+        watermark = self.watermarks.get(table)
+        full = full_refresh or needs_full_read(watermark, started) or len(failing) > MAX_KEYED_REREADS
+        if full:
+            return self.king.read_table(table, fields), True
+        since = pendulum.instance(watermark.read_until - WATERMARK_OVERLAP).in_timezone(AMSTERDAM)
+        frames = [self.king.read_table(table, fields, changed_since=since.date())]
+        already = set(frames[0][key_field].astype(str)) if len(frames[0]) else set()
+        for key in sorted(failing - already):
+            frames.append(self.king.read_table(table, fields, where=[(key_field, "=", key)]))
+        frames = [frame for frame in frames if len(frame)]
+        if not frames:
+            return frames_or_empty(self.king, table, fields), False
+        return pd.concat(frames, ignore_index=True), False
+
+    def _qics_records(self, mapping, mapped, known, full_refresh: bool) -> dict[str, dict] | None:
+        """Qics's current records keyed by King key, when they are needed.
+
+        Needed on full_refresh (compare everything) and when a record is new to the state store
+        (first sync: an existing Qics record with the same code is matched, never duplicated).
+        Steady state needs none: zero Qics reads.
+        """
+        new_keys = [str(key) for key in mapped.records.index if known.get(str(key)) is None]
+        if not full_refresh and not new_keys:
+            return None
+        frame = self.qics.read(mapping.qics_entity, filter=mapping.company_filter(self.adm))
+        return {
+            mapping.king_key_of(record): record
+            for record in (_row_dict(row) for _, row in frame.iterrows())
+            if mapping.king_key_of(record) is not None
+        }
+
+    def _sync_one(self, mapping, records, report, key, payload, stored, qics_now, full_refresh, dry_run):
+        from king_qics.mapping import record_hash
+
+        digest = record_hash(payload)
+        qics_id = stored.qics_id if stored is not None else None
+        current = None
+        if qics_now is not None and (full_refresh or qics_id is None):
+            current = qics_now.get(key)
+            if current is not None:
+                qics_id = int(current[mapping.qics_id_field])
+
+        if qics_id is None:
+            action = "new"
+        elif current is not None:
+            action = "changed" if _differences(payload, current) else "unchanged"
+        elif stored is not None and stored.record_hash == digest and not stored.last_error:
+            action = "unchanged"
+        else:
+            action = "changed"
+
+        if action == "unchanged":
+            report.unchanged += 1
+            if not dry_run and (stored is None or stored.record_hash != digest or stored.last_error):
+                records.saved(key, qics_id, digest, json.dumps(canonical_record(payload)))
+            return
+        if dry_run:
+            before = current if current is not None else _stored_values(stored)
+            changes = _differences(payload, before or {})
+            log.info(
+                "dry run: would %s %s %s: %s",
+                "create" if action == "new" else "update",
+                mapping.qics_entity,
+                key,
+                "; ".join(changes) or "(no field detail)",
+            )
+            setattr(report, action, getattr(report, action) + 1)
+            return
+        try:
+            if action == "new":
+                saved = self.qics.create(
+                    mapping.qics_entity, payload, natural_key=mapping.natural_key(payload)
+                )
+                qics_id = int(saved[mapping.qics_id_field])
+            else:
+                base = current if current is not None else self.qics.get(mapping.qics_entity, qics_id)
+                if base is None:  # removed in Qics by hand: create it again
+                    saved = self.qics.create(
+                        mapping.qics_entity, payload, natural_key=mapping.natural_key(payload)
+                    )
+                    qics_id = int(saved[mapping.qics_id_field])
+                else:
+                    merged = {**_writable(base), **payload}
+                    self.qics.update(mapping.qics_entity, qics_id, merged)
+        except RecordValidationError as exc:
+            self._fail(report, records, key, f"Qics rejected {mapping.qics_entity}: {exc.message}", dry_run)
+            return
+        records.saved(key, qics_id, digest, json.dumps(canonical_record(payload)))
+        setattr(report, action, getattr(report, action) + 1)
+
+    def _fail(self, report, records, key, reason, dry_run) -> None:
+        report.failed += 1
+        report.failures[key] = reason
+        if not dry_run:
+            records.failed(key, reason)
+
+
+def frames_or_empty(king, table, fields):
+    import pandas as pd
+
+    return pd.DataFrame(columns=list(fields))
+
+
+def _row_dict(row) -> dict:
+    return {name: (None if _is_missing(value) else value) for name, value in row.items()}
+
+
+def _is_missing(value) -> bool:
+    try:
+        import pandas as pd
+
+        return bool(pd.isna(value)) if not isinstance(value, list | dict) else False
+    except (TypeError, ValueError):
+        return False
+
+
+def _json_ready(value: Any) -> Any:
+    return None if _is_missing(value) else value
+
+
+def _writable(record: dict) -> dict:
+    return {name: value for name, value in record.items() if not name.startswith("@odata")}
+
+
+def _stored_values(stored) -> dict | None:
+    if stored is None or not stored.record_json:
+        return None
+    return json.loads(stored.record_json)
+
+
+def _differences(payload: dict, current: dict) -> list[str]:
+    """Fields whose mapped value differs from ``current``, as 'Field: old -> new'."""
+    changes = []
+    for name, value in payload.items():
+        new, old = canonical(value), canonical(current.get(name))
+        if new != old:
+            changes.append(f"{name}: {old!r} -> {new!r}")
+    return changes

@@ -1,0 +1,39 @@
+"""``python -m sandbox serve [--king-port P] [--qics-port Q] [--fixture FILE | --generate N] [--seed S]``"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from sandbox.server import (
+    DEFAULT_FIXTURE,
+    DEFAULT_KING_PORT,
+    DEFAULT_QICS_PORT,
+    build_emulators,
+    read_fixture,
+    serve,
+)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("serve", help="start the King and Qics emulators on 127.0.0.1")
+    run.add_argument("--king-port", type=int, default=DEFAULT_KING_PORT)
+    run.add_argument("--qics-port", type=int, default=DEFAULT_QICS_PORT)
+    source = run.add_mutually_exclusive_group()
+    source.add_argument("--fixture", help=f"JSON fixture (default: {DEFAULT_FIXTURE.name})")
+    source.add_argument(
+        "--generate", type=int, metavar="N", help="generate N debtors with consistent lookups"
+    )
+    run.add_argument("--seed", type=int, default=1, help="seed of the generator and of fault draws")
+    run.add_argument("--log-level", default="warning")
+    args = parser.parse_args(argv)
+
+    fixture = read_fixture(args.fixture) if args.fixture else None
+    king, qics = build_emulators(fixture, args.generate, args.seed)
+    asyncio.run(serve(king.app, qics.app, args.king_port, args.qics_port, args.log_level))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+"""Pieces both emulators share: call counting, fault injection and the ``/_sandbox/`` admin API.
+
+Fault kinds (``POST /_sandbox/faults``, body ``{"faults": [rule, ...]}`` or a single rule; an
+empty list or ``DELETE /_sandbox/faults`` switches all off):
+
+- ``http_500`` / ``http_503``: answer with that status before handling the request;
+- ``http_429``: answer 429 with ``Retry-After: <retry_after>`` (seconds, default 1);
+- ``latency``: sleep ``latency_seconds`` before handling (then handle it: beyond the client's
+  timeout this is a write that was committed although the client gave up);
+- ``expire_session``: end every King session / Qics access token before handling;
+- ``drop_after_commit``: handle the request (commit the write), then drop the connection after
+  the status line, so the client never receives the body.
+
+A rule fires with ``probability`` (default 1.0), at most ``count`` times (default unlimited), only
+for the listed ``operations`` (default all), drawn from a generator seeded by ``seed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+from collections import Counter
+from collections.abc import Callable
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+FaultKind = Literal["http_500", "http_503", "http_429", "latency", "expire_session", "drop_after_commit"]
+
+DROP_FLAG = "sandbox_drop_response"
+
+
+class FaultRule(BaseModel):
+    kind: FaultKind
+    probability: float = Field(1.0, ge=0.0, le=1.0)
+    count: int | None = Field(None, ge=0)
+    operations: list[str] | None = None
+    retry_after: float = 1.0
+    latency_seconds: float = 0.0
+    fired: int = 0
+
+    def matches(self, operation: str) -> bool:
+        if self.count is not None and self.fired >= self.count:
+            return False
+        return self.operations is None or operation in self.operations
+
+
+class FaultRequest(BaseModel):
+    faults: list[FaultRule] = []
+    seed: int | None = None
+
+
+class Faults:
+    """The fault switchboard of one emulator."""
+
+    def __init__(self, seed: int | None = None):
+        self.rules: list[FaultRule] = []
+        self.rng = random.Random(seed)
+        self.fired: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def configure(self, request: FaultRequest) -> None:
+        with self._lock:
+            self.rules = list(request.faults)
+            if request.seed is not None:
+                self.rng = random.Random(request.seed)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.rules = []
+
+    def draw(self, operation: str, kinds: set[str]) -> FaultRule | None:
+        with self._lock:
+            for rule in self.rules:
+                if rule.kind in kinds and rule.matches(operation) and self.rng.random() < rule.probability:
+                    rule.fired += 1
+                    self.fired[rule.kind] += 1
+                    return rule
+        return None
+
+    async def before(self, operation: str, expire: Callable[[], None]) -> Response | None:
+        """Apply the faults that strike before a request is handled; a response ends the request."""
+        rule = self.draw(operation, {"http_500", "http_503", "http_429", "latency", "expire_session"})
+        if rule is None:
+            return None
+        if rule.kind == "latency":
+            await asyncio.sleep(rule.latency_seconds)
+            return None
+        if rule.kind == "expire_session":
+            expire()
+            return None
+        if rule.kind == "http_429":
+            return Response(
+                "Too Many Requests", status_code=429, headers={"Retry-After": f"{rule.retry_after:g}"}
+            )
+        status = 500 if rule.kind == "http_500" else 503
+        return Response("sandbox fault", status_code=status, media_type="text/plain")
+
+    def drop_after_commit(self, request: Request, operation: str) -> None:
+        """Call after a write is committed: maybe mark the response to be dropped."""
+        if self.draw(operation, {"drop_after_commit"}) is not None:
+            request.scope.setdefault("state", {})[DROP_FLAG] = True
+
+    def describe(self) -> dict[str, Any]:
+        with self._lock:
+            return {"rules": [rule.model_dump() for rule in self.rules], "fired": dict(self.fired)}
+
+
+class Calls:
+    """Counts requests per operation, as the emulator names them."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def add(self, operation: str) -> None:
+        with self._lock:
+            self.counts[operation] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.counts)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.counts.clear()
+
+
+class DropResponseMiddleware:
+    """Pure ASGI middleware: when a handler set the drop flag, send the status line and then
+    abort the connection, so the client sees a response that never completes."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def guarded_send(message):
+            if message["type"] == "http.response.body" and scope.get("state", {}).get(DROP_FLAG):
+                raise ConnectionAbortedError("sandbox: response dropped after commit")
+            await send(message)
+
+        await self.app(scope, receive, guarded_send)
+
+
+def admin_router(
+    *,
+    name: str,
+    state: Callable[[], dict],
+    load: Callable[[dict], None],
+    calls: Calls,
+    faults: Faults,
+) -> APIRouter:
+    """The ``/_sandbox/`` admin API of one emulator (never part of the emulated service)."""
+    router = APIRouter(prefix="/_sandbox")
+
+    @router.get("/state")
+    def get_state() -> JSONResponse:
+        return JSONResponse(state())
+
+    @router.post("/load")
+    async def post_load(request: Request) -> dict:
+        body = await request.json()
+        load(body.get(name, body) if isinstance(body, dict) else body)
+        calls.reset()
+        faults.clear()
+        return {"loaded": True}
+
+    @router.get("/calls")
+    def get_calls() -> dict:
+        return calls.snapshot()
+
+    @router.delete("/calls")
+    def delete_calls() -> dict:
+        calls.reset()
+        return {}
+
+    @router.get("/faults")
+    def get_faults() -> dict:
+        return faults.describe()
+
+    @router.post("/faults")
+    async def post_faults(request: Request) -> dict:
+        body = await request.json()
+        if isinstance(body, dict) and "kind" in body:
+            body = {"faults": [body]}
+        faults.configure(FaultRequest.model_validate(body))
+        return faults.describe()
+
+    @router.delete("/faults")
+    def delete_faults() -> dict:
+        faults.clear()
+        return faults.describe()
+
+    return router

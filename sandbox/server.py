@@ -1,0 +1,60 @@
+"""Run both emulators in one process, each on its own port of 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import uvicorn
+
+DEFAULT_KING_PORT = 8701
+DEFAULT_QICS_PORT = 8702
+DEFAULT_FIXTURE = Path(__file__).parent / "fixtures" / "demo.json"
+
+
+def read_fixture(path: str | Path) -> dict:
+    with open(path, encoding="utf-8") as handle:
+        fixture = json.load(handle)
+    fixture["_base_dir"] = str(Path(path).resolve().parent)  # PDFs are referenced relative to it
+    return fixture
+
+
+def build_emulators(fixture: dict | None = None, generate: int | None = None, seed: int = 1):
+    from sandbox.king import KingEmulator
+    from sandbox.qics import QicsEmulator
+
+    king, qics = KingEmulator(), QicsEmulator()
+    if generate is not None:
+        king.load({"generate": generate, "seed": seed})
+        qics.load({"generate": generate, "seed": seed})
+    else:
+        fixture = fixture if fixture is not None else read_fixture(DEFAULT_FIXTURE)
+        base_dir = fixture.get("_base_dir")
+        king.load({**fixture.get("king", {}), "_base_dir": base_dir})
+        qics.load({**fixture.get("qics", {}), "_base_dir": base_dir})
+    return king, qics
+
+
+async def serve(king_app, qics_app, king_port: int, qics_port: int, log_level: str = "warning") -> None:
+    servers = [
+        uvicorn.Server(
+            uvicorn.Config(
+                app, host="127.0.0.1", port=port, log_level=log_level, access_log=False, lifespan="off"
+            )
+        )
+        for app, port in ((king_app, king_port), (qics_app, qics_port))
+    ]
+    tasks = [asyncio.create_task(server.serve()) for server in servers]
+    while not all(server.started for server in servers):
+        if any(task.done() for task in tasks):
+            for task in tasks:
+                task.cancel()
+            raise SystemExit("sandbox: a port could not be opened")
+        await asyncio.sleep(0.05)
+    print(
+        f"sandbox ready: King Cloudswitch http://127.0.0.1:{king_port}/v1/ws1_xml.asmx, "
+        f"QicsMilestones http://127.0.0.1:{qics_port}/api/V3/odata/",
+        flush=True,
+    )
+    await asyncio.gather(*tasks)

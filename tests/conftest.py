@@ -1,0 +1,132 @@
+"""Test-wide setup: an isolated Airflow home, and both sandboxes running as a real server process.
+
+The sandboxes run in a subprocess (``python -m sandbox serve``) on free ports, once per test
+session; the ``sandbox`` fixture reloads the demo fixture and clears all faults before each test,
+so every test starts from the same known state and talks to them over real HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="kqs-airflow-home-")
+os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
+os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(ROOT / "plugins"))
+os.environ.setdefault(
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{os.environ['AIRFLOW_HOME']}/airflow.db"
+)
+
+DEMO_FIXTURE = ROOT / "sandbox" / "fixtures" / "demo.json"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def load_fixture(path: Path = DEMO_FIXTURE) -> dict:
+    fixture = json.loads(path.read_text(encoding="utf-8"))
+    fixture["_base_dir"] = str(path.resolve().parent)
+    return fixture
+
+
+class Sandboxes:
+    """Handle on the running emulators and their admin API."""
+
+    def __init__(self, king_port: int, qics_port: int, process: subprocess.Popen):
+        self.king_port, self.qics_port, self.process = king_port, qics_port, process
+        self.king_base = f"http://127.0.0.1:{king_port}"
+        self.qics_base = f"http://127.0.0.1:{qics_port}"
+        self.king_url = f"{self.king_base}/v1/ws1_xml.asmx"
+        self.qics_url = self.qics_base
+
+    def _base(self, api: str) -> str:
+        return {"king": self.king_base, "qics": self.qics_base}[api]
+
+    def admin(self, api: str, method: str, path: str, **kwargs):
+        response = requests.request(method, f"{self._base(api)}/_sandbox/{path}", timeout=60, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    def load(self, fixture: dict) -> None:
+        for api in ("king", "qics"):
+            section = {**fixture.get(api, {}), "_base_dir": fixture.get("_base_dir")}
+            self.admin(api, "POST", "load", json=section)
+
+    def faults(self, api: str, *rules: dict, seed: int | None = None) -> dict:
+        return self.admin(api, "POST", "faults", json={"faults": list(rules), "seed": seed})
+
+    def clear_faults(self) -> None:
+        for api in ("king", "qics"):
+            self.admin(api, "DELETE", "faults")
+
+    def calls(self, api: str) -> dict:
+        return self.admin(api, "GET", "calls")
+
+    def reset_calls(self) -> None:
+        for api in ("king", "qics"):
+            self.admin(api, "DELETE", "calls")
+
+    def state(self, api: str) -> dict:
+        return self.admin(api, "GET", "state")
+
+
+@pytest.fixture(scope="session")
+def sandboxes():
+    king_port, qics_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sandbox",
+            "serve",
+            "--king-port",
+            str(king_port),
+            "--qics-port",
+            str(qics_port),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    handle = Sandboxes(king_port, qics_port, process)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            handle.calls("king")
+            handle.calls("qics")
+            break
+        except requests.RequestException:
+            if process.poll() is not None or time.monotonic() > deadline:
+                output = process.stdout.read() if process.stdout else ""
+                process.kill()
+                raise RuntimeError(f"sandbox did not start:\n{output}") from None
+            time.sleep(0.1)
+    yield handle
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture
+def sandbox(sandboxes):
+    """The sandboxes, reloaded with the demo fixture and with every fault off."""
+    sandboxes.load(load_fixture())
+    return sandboxes

@@ -1,0 +1,141 @@
+"""``make demo``: both sandboxes with the demo fixture + ``airflow standalone`` with our DAGs.
+
+Prepares an Airflow home under ``airflow_home/`` (SQLite, LocalExecutor, our dags/ and plugins/,
+DAGs unpaused), connections pointing at the sandboxes and one pool per administration and API,
+then runs ``airflow standalone`` in the foreground. Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
+
+from sandbox import universe  # noqa: E402
+from sandbox.server import DEFAULT_KING_PORT, DEFAULT_QICS_PORT  # noqa: E402
+
+AIRFLOW_PORT = 8080
+
+
+def airflow_env(home: Path, **overrides: str) -> dict[str, str]:
+    """Environment of every Airflow command of the embedded setup."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__API__PORT": str(AIRFLOW_PORT),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+        }
+    )
+    env.update(overrides)
+    return env
+
+
+def sandbox_connections(king_url: str, qics_url: str) -> dict[str, dict]:
+    """Airflow connections of the demo administrations, pointing at the sandboxes."""
+    connections = {}
+    for adm in universe.ADMINISTRATIONS:
+        connections[f"king_{adm['id']}"] = {
+            "conn_type": "king_finance",
+            "description": f"King Finance sandbox, administration {adm['adm_number']}",
+            "host": king_url,
+            "extra": json.dumps(
+                {"partner_key": universe.KING_TEST_PARTNER_KEY, "environment_code": adm["environment_code"]}
+            ),
+        }
+        connections[f"qics_{adm['id']}"] = {
+            "conn_type": "qics_milestones",
+            "description": f"QicsMilestones sandbox, company {adm['qics_company_id']}",
+            "host": qics_url,
+            "extra": json.dumps(
+                {
+                    "client_id": universe.QICS_CLIENT_ID,
+                    "client_secret": universe.QICS_CLIENT_SECRET,
+                    "refresh_token": universe.QICS_INITIAL_REFRESH_TOKEN,
+                    "company_id": adm["qics_company_id"],
+                }
+            ),
+        }
+    return connections
+
+
+def demo_pools() -> dict[str, dict]:
+    return {
+        f"king_qics__{adm['id']}__{api}": {"slots": 1, "description": f"{api} API calls of {adm['name']}"}
+        for adm in universe.ADMINISTRATIONS
+        for api in ("king", "qics")
+    }
+
+
+def prepare_airflow_home(home: Path, king_url: str, qics_url: str) -> dict[str, str]:
+    home.mkdir(parents=True, exist_ok=True)
+    env = airflow_env(home)
+    airflow = [str(Path(sys.executable).parent / "airflow")]
+    subprocess.run([*airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+    (home / "connections.json").write_text(json.dumps(sandbox_connections(king_url, qics_url), indent=2))
+    (home / "pools.json").write_text(json.dumps(demo_pools(), indent=2))
+    subprocess.run(
+        [*airflow, "connections", "import", "--overwrite", str(home / "connections.json")],
+        env=env,
+        check=True,
+    )
+    subprocess.run([*airflow, "pools", "import", str(home / "pools.json")], env=env, check=True)
+    return env
+
+
+def wait_for(url: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url, timeout=2)
+            return
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise SystemExit(f"{url} did not answer within {seconds:.0f} s")
+
+
+def main() -> None:
+    home = ROOT / "airflow_home"
+    king_base = f"http://127.0.0.1:{DEFAULT_KING_PORT}"
+    qics_base = f"http://127.0.0.1:{DEFAULT_QICS_PORT}"
+    sandbox = subprocess.Popen([sys.executable, "-m", "sandbox", "serve"], cwd=ROOT)
+    try:
+        wait_for(f"{king_base}/_sandbox/calls")
+        wait_for(f"{qics_base}/_sandbox/calls")
+        env = prepare_airflow_home(home, f"{king_base}/v1/ws1_xml.asmx", qics_base)
+        passwords = home / "passwords.json"
+        if not passwords.exists():
+            passwords.write_text(json.dumps({"admin": secrets.token_urlsafe(12)}))
+        password = json.loads(passwords.read_text())["admin"]
+        print(
+            f"\n  Airflow UI: http://localhost:{AIRFLOW_PORT}   login: admin / {password}\n"
+            f"  King sandbox: {king_base}/v1/ws1_xml.asmx   Qics sandbox: {qics_base}/api/V3/odata/\n"
+            "  Ctrl-C stops Airflow and the sandboxes.\n",
+            flush=True,
+        )
+        airflow = str(Path(sys.executable).parent / "airflow")
+        subprocess.run([airflow, "standalone"], env=env, check=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.terminate()
+        sandbox.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
