@@ -1,16 +1,21 @@
-"""King Finance <-> QicsMilestones: three DAGs per administration in include/administrations.yaml.
+"""Airflow DAG file of King Finance <-> QicsMilestones: the DAGs of every administration in
+include/administrations.yaml (Airflow parses only files that mention "airflow" and "dag").
 
-Parsing reads only that file (relative to this one): no network, no database, no connections.
-A broken entry becomes one import error naming the administration and the field, while the
-other administrations' DAGs load as usual.
+Parsing reads only that file (found relative to this one; $KING_QICS_CONFIG may name another):
+no network, no database, no connections, no variables. A broken entry becomes one import error
+naming the administration and the field, while the other administrations' DAGs load as usual.
 """
 
+import os
 from pathlib import Path
 
 from king_qics.config import load_administrations
 from king_qics.dag_factory import build_dags, config_error_dag
 
-CONFIG_PATH = Path(__file__).resolve().parent.parent / "include" / "administrations.yaml"
+CONFIG_PATH = Path(
+    os.environ.get("KING_QICS_CONFIG")
+    or Path(__file__).resolve().parent.parent / "include" / "administrations.yaml"
+)
 
 _config = load_administrations(CONFIG_PATH)
 for _adm in _config.administrations:

@@ -59,8 +59,8 @@ def get_provider_info() -> dict:
                     },
                     "refresh_token": {
                         "label": "Refresh token",
-                        "description": "Refresh token from the authorization-code exchange. It rotates on use;"
-                        " the rotated token is kept (encrypted) in the sync-state store.",
+                        "description": "Refresh token from the authorization-code exchange. It rotates"
+                        " on use; the rotated token is kept (encrypted) in the sync-state store.",
                         "schema": {"type": ["string", "null"], "format": "password"},
                     },
                     "company_id": {

@@ -58,9 +58,15 @@ def window_crons(start: str, end: str, interval_minutes: int) -> list[str]:
         minute_of_day += interval_minutes
     crons = []
     for minute, group in groupby(sorted(times, key=lambda t: (t[1], t[0])), key=lambda t: t[1]):
-        hours = ",".join(str(hour) for hour, _ in group)
-        crons.append(f"{minute} {hours} * * *")
+        crons.append(f"{minute} {_hour_field([hour for hour, _ in group])} * * *")
     return crons
+
+
+def _hour_field(hours: list[int]) -> str:
+    """7,8,9,10 -> '7-10'; 7,11,15,19 -> '7,11,15,19'."""
+    if len(hours) > 2 and hours == list(range(hours[0], hours[-1] + 1)):
+        return f"{hours[0]}-{hours[-1]}"
+    return ",".join(str(hour) for hour in hours)
 
 
 def _params() -> dict:

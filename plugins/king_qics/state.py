@@ -285,3 +285,31 @@ class Watermarks:
 def add_run_report(store: StateStore, **values) -> None:
     with store.transaction() as conn:
         conn.execute(sa.insert(run_reports).values(**values))
+
+
+# -- oauth_tokens (owned by king_qics.hooks.oauth) ------------------------------------------------
+
+
+def load_oauth_token(conn: Connection, conn_id: str) -> sa.Row | None:
+    """The stored token row of a connection (values still encrypted), inside the caller's transaction."""
+    return conn.execute(sa.select(oauth_tokens).where(oauth_tokens.c.conn_id == conn_id)).first()
+
+
+def save_oauth_token(
+    conn: Connection,
+    conn_id: str,
+    *,
+    seed_fingerprint: str,
+    refresh_token: str | None,
+    access_token: str | None,
+    access_expires_at: datetime | None,
+) -> None:
+    """Store a connection's (encrypted) token chain, inside the caller's transaction."""
+    values = {
+        "seed_fingerprint": seed_fingerprint,
+        "refresh_token": refresh_token,
+        "access_token": access_token,
+        "access_expires_at": access_expires_at,
+        "updated_at": utcnow(),
+    }
+    _upsert(conn, oauth_tokens, {"conn_id": conn_id, **values}, values)

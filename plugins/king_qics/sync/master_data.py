@@ -143,7 +143,7 @@ class MasterDataSync:
             )
 
         if not dry_run:
-            self.watermarks.advance(mapping.king_table, started, report.full_read)
+            self.watermarks.advance(mapping.king_table_for(self.adm), started, report.full_read)
             add_run_report(
                 self.store,
                 administration=self.adm.id,
@@ -170,7 +170,7 @@ class MasterDataSync:
     def _extract(self, mapping, failing: set[str], full_refresh: bool, started: datetime):
         import pandas as pd
 
-        table, fields, key_field = mapping.king_table, mapping.king_fields, mapping.king_key
+        table, fields, key_field = mapping.king_table_for(self.adm), mapping.king_fields, mapping.king_key
         watermark = self.watermarks.get(table)
         full = full_refresh or needs_full_read(watermark, started) or len(failing) > MAX_KEYED_REREADS
         if full:

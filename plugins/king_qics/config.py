@@ -1,0 +1,225 @@
+"""The administrations config (include/administrations.yaml): model and validation.
+
+Imported by the DAG file at parse time: stdlib, pydantic and yaml only.
+
+``load_administrations(path)`` never raises for a broken entry: it returns the valid
+administrations (sorted by id) and one ``ConfigError`` per broken entry, naming the administration
+(its id, or its position when it has no usable id) and the field, so one typo does not take the
+other administrations' DAGs down with it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ID_PATTERN = r"^[a-z0-9_]+$"
+_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Schedule(_Strict):
+    """The daily window in which the 15-minute DAGs (master data, invoice export) run."""
+
+    start: str = "07:00"
+    end: str = "20:00"
+    interval_minutes: int = Field(15, ge=1, le=1440)
+
+    @field_validator("start", "end")
+    @classmethod
+    def _hh_mm(cls, value: str) -> str:
+        if not _TIME.match(value):
+            raise ValueError(f"must be a time HH:MM (00:00..23:59), got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> Schedule:
+        if self.start > self.end:
+            raise ValueError(f"start {self.start} is after end {self.end}")
+        return self
+
+
+class Pools(_Strict):
+    """Airflow pool sizes per external API of this administration (concurrent calls)."""
+
+    king: int = Field(1, ge=1)
+    qics: int = Field(1, ge=1)
+
+
+class Defaults(_Strict):
+    """Values for Qics fields King does not have (see docs/mapping.md for where each is used)."""
+
+    # articles (ItemCompany)
+    item_type: str = "Expense"  # ItemType of an article whose unit (EENHVERK) is not "uur"
+    will_be_invoiced: bool = True
+    allow_time_entry: bool = False  # AllowTimeEntry of an article whose unit is not "uur"
+    allow_price_modifications: bool = True
+    gl_account_revenue: str | None = None  # when the article group has no GRBOMZ
+    # payment conditions
+    payment_condition_type: str = "Days"
+    # debtors (CustomerCompany)
+    country_code: str = Field("NL", pattern=r"^[A-Z]{2}$")  # when DEB.LAND is empty
+    # projects (Project): booleans Qics requires and King has no equivalent for
+    project_allow_planning: bool = True
+    project_hide_budgets_on_timesheet: bool = False
+    project_is_contract_received: bool = False
+    project_is_budget_mandatory_on_time_entry: bool = False
+
+
+class Administration(_Strict):
+    """One King administration synced to one Qics company."""
+
+    id: str = Field(pattern=ID_PATTERN, max_length=60)
+    name: str = Field(min_length=1)
+    king_conn_id: str = Field(min_length=1)
+    qics_conn_id: str = Field(min_length=1)
+    qics_company_id: int = Field(ge=1)
+    sales_journal: int = Field(ge=1)  # King DAGBOEK.NR of the sales journal
+    book_invoices_from: date  # go-live cutoff: invoices dated before it are never booked
+    missing_pdf: Literal["book_without", "wait"] = "wait"
+    projects_table: str = Field("KDR", pattern=r"^[A-Z][A-Z0-9_]*$")
+    projects_employees_interval_minutes: int = Field(240, ge=1, le=1440)
+    schedule: Schedule = Schedule()
+    pools: Pools = Pools()
+    defaults: Defaults = Defaults()
+    enabled: bool = True
+
+    @property
+    def company_id(self) -> int:
+        """The Qics CompanyId every record of this administration carries."""
+        return self.qics_company_id
+
+
+class Settings(_Strict):
+    """Top level of administrations.yaml; ``administrations`` is validated entry by entry."""
+
+    state_store_conn_id: str | None = None
+    administrations: list[Any] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ConfigError:
+    """One broken entry (or a broken file, when ``administration`` is None)."""
+
+    administration: str | None  # its id, when it has a usable one
+    message: str
+    fields: tuple[str, ...] = ()
+    position: int | None = None  # 1-based position in the administrations list
+
+    def __str__(self) -> str:
+        if self.administration and self.position:
+            where = f"administration {self.administration!r} (entry {self.position})"
+        elif self.position:
+            where = f"administration entry {self.position} (no valid id)"
+        else:
+            where = "config file"
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class LoadResult:
+    administrations: list[Administration] = field(default_factory=list)
+    errors: list[ConfigError] = field(default_factory=list)
+    state_store_conn_id: str | None = None
+    path: Path | None = None
+
+    def get(self, administration_id: str) -> Administration | None:
+        return next((adm for adm in self.administrations if adm.id == administration_id), None)
+
+
+def _describe(exc: ValidationError, prefix: str = "") -> tuple[str, tuple[str, ...]]:
+    parts, fields = [], []
+    for error in exc.errors():
+        loc = ".".join(str(part) for part in error["loc"]) or "(entry)"
+        loc = f"{prefix}{loc}"
+        fields.append(loc)
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (typo?)"
+        elif error["type"] == "missing":
+            message = "required, missing"
+        elif "input" in error and not isinstance(error["input"], dict | list):
+            message = f"{message} (got {error['input']!r})"
+        parts.append(f"{loc}: {message}")
+    return "; ".join(parts), tuple(fields)
+
+
+def _entry_id(entry: Any) -> str | None:
+    if isinstance(entry, dict) and isinstance(entry.get("id"), str) and entry["id"].strip():
+        return entry["id"]
+    return None
+
+
+def parse_administrations(data: Any) -> LoadResult:
+    """Validate already-parsed YAML (a dict with ``administrations``)."""
+    result = LoadResult()
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        result.errors.append(ConfigError(None, "must be a mapping with an 'administrations' list"))
+        return result
+    top = {key: value for key, value in data.items() if key != "administrations"}
+    try:
+        settings = Settings.model_validate({**top, "administrations": []})
+        result.state_store_conn_id = settings.state_store_conn_id
+    except ValidationError as exc:
+        message, fields = _describe(exc)
+        result.errors.append(ConfigError(None, message, fields))
+    entries = data.get("administrations") or []
+    if not isinstance(entries, list):
+        result.errors.append(
+            ConfigError(None, "administrations: must be a list of entries", ("administrations",))
+        )
+        return result
+
+    seen: dict[str, int] = {}
+    for position, entry in enumerate(entries, start=1):
+        name = _entry_id(entry)
+        if not isinstance(entry, dict):
+            result.errors.append(ConfigError(name, "must be a mapping of settings", (), position))
+            continue
+        try:
+            adm = Administration.model_validate(entry)
+        except ValidationError as exc:
+            message, fields = _describe(exc)
+            result.errors.append(ConfigError(name, message, fields, position))
+            continue
+        if adm.id in seen:
+            result.errors.append(
+                ConfigError(
+                    name,
+                    f"id: duplicate id {adm.id!r} (already used by entry {seen[adm.id]})",
+                    ("id",),
+                    position,
+                )
+            )
+            continue
+        seen[adm.id] = position
+        result.administrations.append(adm)
+    result.administrations.sort(key=lambda adm: adm.id)
+    return result
+
+
+def load_administrations(path: str | Path) -> LoadResult:
+    """Read and validate the administrations file at ``path`` (callers pass an absolute path,
+    e.g. relative to the DAG file, never relative to the working directory)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        result = LoadResult(errors=[ConfigError(None, f"cannot read {path}: {exc.strerror or exc}")])
+    except yaml.YAMLError as exc:
+        result = LoadResult(errors=[ConfigError(None, f"{path} is not valid YAML: {exc}")])
+    else:
+        result = parse_administrations(data)
+    result.path = path
+    return result

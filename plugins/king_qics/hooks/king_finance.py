@@ -1,0 +1,714 @@
+"""KingFinanceHook: King Finance (iMUIS Online) Cloudswitch, ws1_xml.asmx flavour (SOAP).
+
+- one Cloudswitch session per hook: Login on first use, KeepSession after a long idle spell, a new
+  Login and one repeat of the call when King says the session ended, Logout on ``close()``/``with``;
+- paged, typed table reads (GetStamtabelRecords) into pandas DataFrames;
+- master-data writes (Create/Update/DeleteStamtabelRecord) with per-record outcomes in batch form;
+- sales bookings (CreateJournaalpost, one or more BOE rows = one split) with the invoice PDF as a
+  ``DIGDOS`` table, ``attach_pdf`` (UpdateJournaalpost) and ``find_booking`` for the exactly-once
+  check after an unknown outcome.
+
+Every dataset is built with lxml and sent as (escaped) text; every answer is parsed without DTDs,
+entity expansion or network access. Partner key, environment code and session ids are registered
+with the secrets masker and never written into messages.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import math
+import re
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from functools import cached_property
+from typing import Any, NamedTuple
+
+from lxml import etree
+
+from king_qics.errors import (
+    AuthenticationError,
+    KingQicsError,
+    OutcomeUnknownError,
+    ProtocolError,
+    RecordValidationError,
+    SessionExpiredError,
+)
+from king_qics.hooks.base import ApiHook, mask
+from king_qics.hooks.king_schema import (
+    BOOL,
+    DATE,
+    DECIMAL,
+    FIELD_TYPES,
+    INT,
+    MONEY,
+    field_type,
+    key_of,
+    parse_value,
+    to_wire,
+)
+
+log = logging.getLogger(__name__)
+
+NS = "https://cloudswitch.imuisonline.com/"
+SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
+SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
+
+# Foutmelding texts that mean something to the hook. No catalogue of King's texts exists
+# (research §2.4): these patterns are the one place to adjust once real answers are seen.
+SESSION_EXPIRED_PATTERN = re.compile(
+    r"sessie.*(verlopen|ongeldig|niet gevonden|bestaat niet)|session.*(expired|invalid|not found)|"
+    r"niet ingelogd|not logged in",
+    re.IGNORECASE,
+)
+# Any Login answering Result=false is a refusal; these texts mark other calls' refusals as auth.
+AUTH_REFUSED_PATTERN = re.compile(
+    r"partner ?key|omgevingscode|inloggen mislukt|login failed|geen toegang|access denied", re.IGNORECASE
+)
+# SOAP Fault codes that say the request itself is wrong (retrying cannot help).
+CLIENT_FAULT_CODES = ("Client", "Sender")
+
+
+class AdmPeriodState(NamedTuple):
+    closed_for_users: bool  # closed for normal users (JRAFGESLGEBR/PNAFGESLGEBR)
+    closed_definitively: bool  # closed also for accountants (JRAFGESL/PNAFGESL)
+
+
+@dataclass
+class RecordOutcome:
+    """The result of one record of a batch write."""
+
+    key: Any
+    saved: bool
+    primary_key: str | None = None
+    error: str | None = None
+    outcome_unknown: bool = False
+
+
+def _xml_parser() -> etree.XMLParser:
+    return etree.XMLParser(
+        resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False, remove_comments=True
+    )
+
+
+def parse_xml(data: bytes | str, what: str) -> etree._Element:
+    """Parse an answer of King safely (no DTD, no entities, no network)."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    try:
+        root = etree.fromstring(data, _xml_parser())
+    except etree.XMLSyntaxError as exc:
+        raise ProtocolError(f"King {what}: the answer is not well-formed XML ({exc.msg})") from None
+    if root.getroottree().docinfo.doctype:
+        raise ProtocolError(f"King {what}: the answer carries a DTD; refused")
+    return root
+
+
+def dataset(root_children: Iterable[tuple[str, dict[str, Any]]]) -> str:
+    """``<NewDataSet><T1><F>v</F>…</T1>…</NewDataSet>`` as text (values escaped by lxml)."""
+    root = etree.Element("NewDataSet")
+    for tag, values in root_children:
+        row = etree.SubElement(root, tag)
+        for name, value in values.items():
+            if value is None:
+                continue
+            etree.SubElement(row, name).text = to_wire(value)
+    return etree.tostring(root, encoding="unicode")
+
+
+def _check_text(value: Any, what: str) -> None:
+    if isinstance(value, str) and "\t" in value:
+        raise ValueError(f"{what} may not contain a TAB (King's separator)")
+
+
+class KingFinanceHook(ApiHook):
+    """Hook for King Finance Cloudswitch (``king_finance`` connections)."""
+
+    conn_name_attr = "king_conn_id"
+    default_conn_name = "king_finance_default"
+    conn_type = "king_finance"
+    hook_name = "King Finance (Cloudswitch)"
+    api_name = "king"
+
+    default_page_size = 5000
+    keepalive_after = 20 * 60.0  # seconds idle before a KeepSession (King ends sessions after 30 min)
+
+    def __init__(
+        self,
+        king_conn_id: str = default_conn_name,
+        *,
+        page_size: int | None = None,
+        keepalive_after: float | None = None,
+        soap_version: str | None = None,
+        **kwargs,
+    ):
+        super().__init__(king_conn_id, **kwargs)
+        self.king_conn_id = king_conn_id
+        self._page_size = page_size
+        if keepalive_after is not None:
+            self.keepalive_after = keepalive_after
+        self._soap_version = soap_version
+        self._session_id: str | None = None
+        self._last_call = 0.0
+
+    # -- connection ------------------------------------------------------------------------------
+
+    @property
+    def page_size(self) -> int:
+        return self._setting(self._page_size, "page_size", self.default_page_size)
+
+    @property
+    def soap_version(self) -> str:
+        version = str(self._soap_version or self.extra("soap_version", "1.2"))
+        if version not in ("1.1", "1.2"):
+            raise ValueError("soap_version must be 1.1 or 1.2")
+        return version
+
+    @cached_property
+    def credentials(self) -> tuple[str, str]:
+        partner_key = self.extra("partner_key") or self.connection.password
+        environment_code = self.extra("environment_code")
+        mask(partner_key, environment_code)
+        if not partner_key or environment_code in (None, ""):
+            raise AuthenticationError(
+                f"King connection {self.king_conn_id!r} needs a partner key and an environment code"
+            )
+        return str(partner_key), str(environment_code)
+
+    def __enter__(self) -> KingFinanceHook:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Log out (best effort) and close the HTTP session."""
+        if self._session_id is not None:
+            try:
+                self._soap("Logout", self._auth_params(), idempotent=True)
+            except KingQicsError as exc:
+                log.info("King Logout failed (%s); the session will time out by itself", type(exc).__name__)
+            self._session_id = None
+        super().close()
+
+    def test_connection(self) -> tuple[bool, str]:
+        try:
+            self.login()
+            self.close()
+        except Exception as exc:  # the UI shows the message
+            return False, f"King Finance: {exc}"
+        return True, "King Finance: logged in and out successfully"
+
+    # -- SOAP transport --------------------------------------------------------------------------
+
+    def _envelope(self, operation: str, params: Sequence[tuple[str, Any]]) -> tuple[bytes, dict]:
+        soap_ns = SOAP12 if self.soap_version == "1.2" else SOAP11
+        envelope = etree.Element(f"{{{soap_ns}}}Envelope", nsmap={"soap": soap_ns})
+        body = etree.SubElement(envelope, f"{{{soap_ns}}}Body")
+        call = etree.SubElement(body, f"{{{NS}}}{operation}", nsmap={None: NS})
+        for name, value in params:
+            element = etree.SubElement(call, f"{{{NS}}}{name}")
+            if isinstance(value, list):
+                for item in value:
+                    etree.SubElement(element, f"{{{NS}}}string").text = str(item)
+            elif value is not None:
+                element.text = str(value)
+        data = etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
+        action = NS + operation
+        if soap_ns == SOAP12:
+            headers = {"Content-Type": f'application/soap+xml; charset=utf-8; action="{action}"'}
+        else:
+            headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{action}"'}
+        return data, headers
+
+    def is_transient_server_error(self, response) -> bool:
+        """A SOAP Fault whose code says the request is wrong is final; every other 5xx may pass."""
+        return self._client_fault(response) is None
+
+    @staticmethod
+    def _client_fault(response) -> str | None:
+        try:
+            root = parse_xml(response.content, "fault")
+        except ProtocolError:
+            return None
+        fault = next(
+            (el for el in root.iter() if isinstance(el.tag, str) and etree.QName(el).localname == "Fault"),
+            None,
+        )
+        if fault is None:
+            return None
+        texts = {
+            etree.QName(el).localname: (el.text or "").strip()
+            for el in fault.iter()
+            if isinstance(el.tag, str)
+        }
+        code = texts.get("faultcode") or texts.get("Value") or ""
+        if code.rpartition(":")[2] not in CLIENT_FAULT_CODES:
+            return None
+        return (texts.get("faultstring") or texts.get("Text") or "SOAP Fault")[:300]
+
+    def _soap(self, operation: str, params: Sequence[tuple[str, Any]], *, idempotent: bool) -> dict:
+        """One SOAP call -> {"Result": bool, "Foutmelding": str, <output>: str | list[str]}."""
+        data, headers = self._envelope(operation, params)
+        response = self.send(operation, "POST", "", idempotent=idempotent, data=data, headers=headers)
+        self._last_call = time.monotonic()
+        if response.status_code >= 500:
+            reason = self._client_fault(response) or f"HTTP {response.status_code}"
+            raise ProtocolError(f"King {operation}: the service refused the request: {reason}")
+        if response.status_code != 200:
+            raise ProtocolError(f"King {operation}: unexpected HTTP {response.status_code}")
+        root = parse_xml(response.content, operation)
+        answer = next(
+            (el for el in root.iter(f"{{{NS}}}{operation}Response")),
+            None,
+        )
+        if answer is None:
+            raise ProtocolError(f"King {operation}: no {operation}Response in the answer")
+        out: dict[str, Any] = {}
+        for child in answer:
+            if not isinstance(child.tag, str):
+                continue
+            name = etree.QName(child).localname
+            strings = [
+                s.text or "" for s in child if isinstance(s.tag, str) and etree.QName(s).localname == "string"
+            ]
+            out[name] = strings if strings else (child.text or "")
+        result = str(out.pop(f"{operation}Result", "")).strip().lower()
+        if result not in ("true", "false"):
+            raise ProtocolError(f"King {operation}: no {operation}Result in the answer")
+        out["Result"] = result == "true"
+        out["Foutmelding"] = str(out.get("Foutmelding") or "").strip()
+        return out
+
+    # -- session ---------------------------------------------------------------------------------
+
+    def _auth_params(self) -> list[tuple[str, Any]]:
+        partner_key, environment_code = self.credentials
+        return [
+            ("PartnerKey", partner_key),
+            ("Omgevingscode", environment_code),
+            ("SessionId", self._session_id),
+        ]
+
+    def login(self) -> None:
+        partner_key, environment_code = self.credentials
+        answer = self._soap(
+            "Login",
+            [
+                ("PartnerKey", partner_key),
+                ("Omgevingscode", environment_code),
+                ("SessionId", ""),
+                ("Foutmelding", ""),
+            ],
+            idempotent=True,
+        )
+        session_id = str(answer.get("SessionId") or "").strip()
+        if not answer["Result"] or not session_id:
+            raise AuthenticationError(
+                f"King refused the login of connection {self.king_conn_id!r}: "
+                f"{answer['Foutmelding'] or 'no session id'}"
+            )
+        mask(session_id)
+        self._session_id = session_id
+        log.debug("King session opened for connection %s", self.king_conn_id)
+
+    def _ensure_session(self) -> None:
+        if self._session_id is None:
+            self.login()
+            return
+        if time.monotonic() - self._last_call > self.keepalive_after:
+            answer = self._soap("KeepSession", [*self._auth_params(), ("Foutmelding", "")], idempotent=True)
+            if not answer["Result"]:
+                self._session_id = None
+                self.login()
+
+    def call(self, operation: str, params: Sequence[tuple[str, Any]], *, idempotent: bool = True) -> dict:
+        """Call an operation inside the session; an ended session is renewed once, transparently.
+
+        Returns the answer (see ``_soap``); a Result=false other than an ended session is returned
+        for the caller to judge (its Foutmelding is King's reason).
+        """
+        for attempt in (1, 2):
+            self._ensure_session()
+            answer = self._soap(
+                operation, [*self._auth_params(), *params, ("Foutmelding", "")], idempotent=idempotent
+            )
+            if answer["Result"] or not SESSION_EXPIRED_PATTERN.search(answer["Foutmelding"]):
+                if not answer["Result"] and AUTH_REFUSED_PATTERN.search(answer["Foutmelding"]):
+                    raise AuthenticationError(f"King {operation}: {answer['Foutmelding']}")
+                return answer
+            log.info("King session ended (%s); logging in again (attempt %d)", operation, attempt)
+            self._session_id = None
+        raise SessionExpiredError(f"King {operation}: the session ended again right after a new login")
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def _records(self, answer: dict, operation: str) -> etree._Element:
+        text = answer.get("Records") or ""
+        if not isinstance(text, str) or not text.strip():
+            return etree.Element("NewDataSet")
+        return parse_xml(text.strip(), f"{operation} Records")
+
+    def read_records(
+        self,
+        table: str,
+        fields: Sequence[str] | str = "*",
+        where: Sequence[tuple[str, str, Any]] | None = None,
+        changed_since: date | datetime | None = None,
+        order_by: Sequence[str] | str | None = None,
+        page_size: int | None = None,
+        max_result: int = 0,
+        with_files: bool = False,
+    ) -> Iterator[tuple[list[dict[str, str]], list[dict[str, str]]]]:
+        """Yield ``(rows, files)`` per page; rows are {field: wire text} (files: PDF_BESTAND)."""
+        table = table.upper()
+        select = [fields] if isinstance(fields, str) else list(fields)
+        select = [name.upper() for name in select]
+        keys = list(key_of(table))
+        if "*" not in select:  # the key always comes along: it orders the pages and removes repeats
+            select += [k for k in keys if k not in select]
+        order = [order_by] if isinstance(order_by, str) else list(order_by or [])
+        order = [name.upper() for name in order] + [k for k in keys if k not in [o.upper() for o in order]]
+        conditions = list(where or [])
+        for name, operator, value in conditions:
+            _check_text(name, "a WHERE field")
+            _check_text(value, "a WHERE value")
+            if operator.upper() not in ("=", ">", ">=", "<", "<=", "LIKE"):
+                raise ValueError(f"unsupported King WHERE operator {operator!r}")
+        page_size = page_size or self.page_size
+        page, pages = 1, 1
+        while page <= pages:
+            values: dict[str, Any] = {
+                "TABLE": table,
+                "SELECTFIELDS": "\t".join(select),
+            }
+            if conditions:
+                values["WHEREFIELDS"] = "\t".join(name.upper() for name, _, _ in conditions)
+                values["WHEREOPERATORS"] = "\t".join(op.upper() for _, op, _ in conditions)
+                values["WHEREVALUES"] = "\t".join(to_wire(value) for _, _, value in conditions)
+            if changed_since is not None:
+                values["MUTDATE_VA"] = to_wire(changed_since)  # the date only: the documented form
+            values.update(ORDERBY=",".join(order), MAXRESULT=max_result, PAGESIZE=page_size, SELECTPAGE=page)
+            if with_files:
+                values["PDF_BESTAND"] = ""
+            selection = etree.Element("NewDataSet")
+            row = etree.SubElement(selection, "Table1")
+            for name, value in values.items():
+                etree.SubElement(row, name).text = to_wire(value) if value != "" else None
+            answer = self.call(
+                "GetStamtabelRecords",
+                [("Selectie", etree.tostring(selection, encoding="unicode")), ("Records", "")],
+            )
+            if not answer["Result"]:
+                raise ProtocolError(f"King GetStamtabelRecords {table}: {answer['Foutmelding']}")
+            records = self._records(answer, "GetStamtabelRecords")
+            rows = [_row_texts(el) for el in records if isinstance(el.tag, str) and el.tag == "DATA"]
+            files = [_row_texts(el) for el in records if isinstance(el.tag, str) and el.tag == "PDF_BESTAND"]
+            meta = records.find("METADATA")
+            if meta is not None and (meta.findtext("TOTALPAGES") or "").strip():
+                pages = int(meta.findtext("TOTALPAGES").strip())
+            else:
+                count = meta.findtext("RECORDCOUNT") if meta is not None else None
+                pages = (
+                    math.ceil(int(count) / page_size)
+                    if count
+                    else (page + 1 if len(rows) >= page_size else page)
+                )
+            yield rows, files
+            page += 1
+
+    def read_table(
+        self,
+        table: str,
+        fields: Sequence[str] | str = "*",
+        where: Sequence[tuple[str, str, Any]] | None = None,
+        changed_since: date | datetime | None = None,
+        order_by: Sequence[str] | str | None = None,
+        page_size: int | None = None,
+    ):
+        """All matching records of a King table as a typed DataFrame (every page, no duplicates)."""
+        table = table.upper()
+        seen: set[tuple] = set()
+        rows: list[dict[str, str]] = []
+        for page_rows, _ in self.read_records(table, fields, where, changed_since, order_by, page_size):
+            rows.extend(_unseen(table, page_rows, seen))
+        return _frame(table, fields, rows)
+
+    def read_pages(
+        self,
+        table: str,
+        fields: Sequence[str] | str = "*",
+        where: Sequence[tuple[str, str, Any]] | None = None,
+        changed_since: date | datetime | None = None,
+        order_by: Sequence[str] | str | None = None,
+        page_size: int | None = None,
+    ) -> Iterator:
+        """Like :meth:`read_table`, one typed DataFrame per page (bounded memory for big tables)."""
+        seen: set[tuple] = set()
+        for page_rows, _ in self.read_records(table, fields, where, changed_since, order_by, page_size):
+            yield _frame(table.upper(), fields, list(_unseen(table.upper(), page_rows, seen)))
+
+    def get_adm_info(self, tables: dict[str, Sequence[str]] | None = None) -> dict[str, dict[str, Any]]:
+        """GetAdmInfo: {table: {field: value}} (numbers as int where they are numbers)."""
+        tables = tables or {
+            "BASFIN": ["AANTPER"],
+            "PERIODEINFO": ["JRAFGESL", "PNAFGESL", "JRAFGESLGEBR", "PNAFGESLGEBR"],
+        }
+        selection = dataset(("Table1", {"TABLE": t, "SELECTFIELDS": "\t".join(f)}) for t, f in tables.items())
+        answer = self.call("GetAdmInfo", [("Selectie", selection), ("Records", "")])
+        if not answer["Result"]:
+            raise ProtocolError(f"King GetAdmInfo: {answer['Foutmelding']}")
+        out: dict[str, dict[str, Any]] = {}
+        for element in self._records(answer, "GetAdmInfo"):
+            if isinstance(element.tag, str):
+                out[element.tag] = {
+                    name: (int(text) if re.fullmatch(r"-?\d+", text or "") else text)
+                    for name, text in _row_texts(element).items()
+                }
+        return out
+
+    def closed_period(self, year: int, period: int) -> AdmPeriodState:
+        """Whether (year, period) is closed: for normal users, and definitively (also accountants).
+
+        King's API user may post into closed periods, so this check is ours (research §2.1). A field
+        pair (JR, PN) closes every period up to and including PN of JR, and all earlier years.
+        """
+        info = self.get_adm_info().get("PERIODEINFO", {})
+
+        def closed(year_field: str, period_field: str) -> bool:
+            closed_year, closed_period = info.get(year_field), info.get(period_field)
+            if not isinstance(closed_year, int) or closed_year <= 0:
+                return False
+            return (year, period) <= (closed_year, closed_period if isinstance(closed_period, int) else 14)
+
+        definitive = closed("JRAFGESL", "PNAFGESL")
+        return AdmPeriodState(definitive or closed("JRAFGESLGEBR", "PNAFGESLGEBR"), definitive)
+
+    # -- master-data writes ----------------------------------------------------------------------
+
+    def create_record(self, table: str, values: dict[str, Any]) -> str:
+        """CreateStamTabelRecord; returns King's primary key. A rejection raises RecordValidationError.
+
+        Not idempotent: a lost answer raises OutcomeUnknownError (look the record up first).
+        """
+        table = table.upper()
+        stamtabel = dataset([("METADATA", {"TABLE": table}), ("DATA", _upper(values))])
+        answer = self.call(
+            "CreateStamTabelRecord", [("Stamtabel", stamtabel), ("Primarykey", "")], idempotent=False
+        )
+        key = values.get(key_of(table)[0]) or values.get("ZKSL")
+        if not answer["Result"]:
+            raise RecordValidationError(key, answer["Foutmelding"] or "rejected without a reason")
+        primary_key = answer.get("Primarykey")
+        return ";".join(primary_key) if isinstance(primary_key, list) else str(primary_key or "")
+
+    def _selection(self, table: str, key_field: str, key_value: Any) -> dict[str, Any]:
+        _check_text(key_value, "a key value")
+        return {
+            "TABLE": table.upper(),
+            "WHEREFIELDS": key_field.upper(),
+            "WHEREOPERATORS": "=",
+            "WHEREVALUES": key_value,
+        }
+
+    def update_record(self, table: str, key_field: str, key_value: Any, values: dict[str, Any]) -> None:
+        """UpdateStamtabelRecord of the record whose ``key_field`` equals ``key_value``."""
+        mutatie = dataset(
+            [("SELECTION", self._selection(table, key_field, key_value)), ("DATA", _upper(values))]
+        )
+        answer = self.call("UpdateStamtabelRecord", [("Mutatie", mutatie)], idempotent=True)
+        if not answer["Result"]:
+            raise RecordValidationError(key_value, answer["Foutmelding"] or "rejected without a reason")
+
+    def delete_record(self, table: str, key_field: str, key_value: Any) -> None:
+        mutatie = dataset([("SELECTION", self._selection(table, key_field, key_value))])
+        answer = self.call("DeleteStamtabelRecord", [("Mutatie", mutatie)], idempotent=True)
+        if not answer["Result"]:
+            raise RecordValidationError(key_value, answer["Foutmelding"] or "rejected without a reason")
+
+    def create_records(self, table: str, records: Iterable[dict[str, Any]]) -> list[RecordOutcome]:
+        """Create each record; every rejection is reported, none stops the batch."""
+        outcomes = []
+        for values in records:
+            key = values.get(key_of(table)[0]) or values.get("ZKSL")
+            try:
+                outcomes.append(RecordOutcome(key, True, primary_key=self.create_record(table, values)))
+            except RecordValidationError as exc:
+                outcomes.append(RecordOutcome(key, False, error=exc.message))
+            except OutcomeUnknownError as exc:
+                outcomes.append(RecordOutcome(key, False, error=str(exc), outcome_unknown=True))
+        return outcomes
+
+    def update_records(
+        self, table: str, key_field: str, records: Iterable[dict[str, Any]]
+    ) -> list[RecordOutcome]:
+        """Update each record (found by its ``key_field`` value); rejections do not stop the batch."""
+        outcomes = []
+        for values in records:
+            key = values.get(key_field)
+            changes = {k: v for k, v in values.items() if k.upper() != key_field.upper()}
+            try:
+                self.update_record(table, key_field, key, changes)
+                outcomes.append(RecordOutcome(key, True, primary_key=str(key)))
+            except RecordValidationError as exc:
+                outcomes.append(RecordOutcome(key, False, error=exc.message))
+        return outcomes
+
+    # -- bookings --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _digdos(filename: str, content: bytes, description: str = "") -> dict[str, Any]:
+        return {
+            "FILENAME": filename,
+            "FILEDESCRIPTION": description or filename,
+            "FILE": base64.b64encode(content).decode("ascii"),
+        }
+
+    def post_journal_entry(
+        self, rows: dict[str, Any] | Sequence[dict[str, Any]], pdf: tuple | dict | None = None
+    ) -> str:
+        """CreateJournaalpost: one or more BOE rows (several rows = one split) -> booking key.
+
+        ``pdf`` = (filename, bytes[, description]) or {"filename", "content", "description"}: sent
+        as a ``DIGDOS`` table in the same call. Not idempotent: a lost answer raises
+        OutcomeUnknownError; resolve it with :meth:`find_booking` before posting again.
+        """
+        rows = [rows] if isinstance(rows, dict) else list(rows)
+        if not rows:
+            raise ValueError("a journal entry needs at least one BOE row")
+        tables = [("BOE", _upper(row)) for row in rows]
+        if pdf is not None:
+            if isinstance(pdf, dict):
+                tables.append(
+                    ("DIGDOS", self._digdos(pdf["filename"], pdf["content"], pdf.get("description", "")))
+                )
+            else:
+                tables.append(("DIGDOS", self._digdos(*pdf)))
+        invoice = rows[0].get("FACT") or rows[0].get("fact")
+        answer = self.call(
+            "CreateJournaalpost",
+            [("Journaalpost", dataset(tables)), ("Primarykey", None)],
+            idempotent=False,
+        )
+        if not answer["Result"]:
+            raise RecordValidationError(invoice, answer["Foutmelding"] or "rejected without a reason")
+        keys = answer.get("Primarykey")
+        if isinstance(keys, list) and keys and keys[0]:
+            return keys[0]
+        if isinstance(keys, str) and keys.strip():
+            return keys.strip()
+        echo = answer.get("Journaalpost") or ""
+        first = parse_xml(echo, "CreateJournaalpost Journaalpost").find("BOE") if echo else None
+        if first is None:
+            raise ProtocolError("King CreateJournaalpost: no Primarykey and no echoed booking")
+        texts = _row_texts(first)
+        return booking_key(texts.get("DAGB"), texts.get("JR"), texts.get("PN"), texts.get("RG"))
+
+    def attach_pdf(self, booking_key: str, filename: str, content: bytes, description: str = "") -> None:
+        """Attach a file to a booking (UpdateJournaalpost with only a DIGDOS table).
+
+        Not idempotent (a repeat attaches a second copy): a lost answer raises OutcomeUnknownError;
+        check with :meth:`booking_files` first.
+        """
+        journaalpost = dataset([("DIGDOS", self._digdos(filename, content, description))])
+        answer = self.call(
+            "UpdateJournaalpost",
+            [("Primarykey", booking_key), ("Journaalpost", journaalpost)],
+            idempotent=False,
+        )
+        if not answer["Result"]:
+            raise RecordValidationError(booking_key, answer["Foutmelding"] or "rejected without a reason")
+
+    def _booking_where(self, booking_key: str) -> list[tuple[str, str, Any]]:
+        parts = str(booking_key).split(";")
+        if len(parts) != 4:
+            raise ValueError("a King booking key is DAGB;JR;PN;RG")
+        return list(zip(("DAGB", "JR", "PN", "RG"), ("=",) * 4, parts, strict=True))
+
+    def booking_files(self, booking_key: str) -> list[dict[str, Any]]:
+        """The files linked to a booking: [{"FILENAME", "FILEDESCRIPTION", "content": bytes}]."""
+        files = []
+        for _, page_files in self.read_records(
+            "BOE",
+            ["DAGB", "JR", "PN", "RG", "GRPROW"],
+            where=self._booking_where(booking_key),
+            with_files=True,
+        ):
+            for item in page_files:
+                files.append(
+                    {
+                        "FILENAME": item.get("FILENAME"),
+                        "FILEDESCRIPTION": item.get("FILEDESCRIPTION"),
+                        "content": base64.b64decode(item.get("FILE") or ""),
+                    }
+                )
+        return files
+
+    def find_booking(self, journal: int, year: int, invoice_number: str) -> str | None:
+        """The key of the booking of this invoice number in this journal and year, or None."""
+        frame = self.read_table(
+            "BOE",
+            ["DAGB", "JR", "PN", "RG"],
+            where=[("DAGB", "=", journal), ("JR", "=", year), ("FACT", "=", invoice_number)],
+            order_by=["RG"],
+        )
+        if frame.empty:
+            return None
+        first = frame.iloc[0]
+        return booking_key(first["DAGB"], first["JR"], first["PN"], first["RG"])
+
+
+def booking_key(dagb: Any, jr: Any, pn: Any, rg: Any) -> str:
+    """The hook's booking key: ``DAGB;JR;PN;RG`` of the booking's first row (as King's Primarykey)."""
+    return ";".join(str(int(Decimal(str(part)))) for part in (dagb, jr, pn, rg))
+
+
+def _upper(values: dict[str, Any]) -> dict[str, Any]:
+    return {str(name).upper(): value for name, value in values.items()}
+
+
+def _row_texts(element: etree._Element) -> dict[str, str]:
+    return {child.tag: child.text or "" for child in element if isinstance(child.tag, str)}
+
+
+def _unseen(table: str, rows: list[dict[str, str]], seen: set[tuple]) -> Iterator[dict[str, str]]:
+    """Rows whose key was not yet seen (a record that moved across a page boundary comes once)."""
+    keys = key_of(table)
+    for row in rows:
+        key = tuple(row.get(k) for k in keys)
+        if key not in seen:
+            seen.add(key)
+            yield row
+
+
+def _frame(table: str, fields: Sequence[str] | str, rows: list[dict[str, str]]):
+    import pandas as pd
+
+    if isinstance(fields, str) and fields.strip() == "*":
+        columns: list[str] = []
+        for row in rows:
+            columns.extend(name for name in row if name not in columns)
+        if not rows:
+            columns = list(FIELD_TYPES.get(table, {}))
+    else:
+        columns = [fields.upper()] if isinstance(fields, str) else [name.upper() for name in fields]
+    return pd.DataFrame({name: _column(table, name, [row.get(name) for row in rows]) for name in columns})
+
+
+def _column(table: str, name: str, texts: list[str | None]):
+    import pandas as pd
+
+    kind = field_type(table, name)
+    values = [parse_value(kind, text) for text in texts]
+    if kind == INT:
+        return pd.array(values, dtype="Int64")
+    if kind == BOOL:
+        return pd.array(values, dtype="boolean")
+    if kind == DATE:
+        return pd.to_datetime(pd.Series(values, dtype=object))
+    if kind in (MONEY, DECIMAL):
+        return pd.Series(values, dtype=object)
+    return pd.Series(values, dtype=object)

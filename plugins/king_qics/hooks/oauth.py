@@ -1,0 +1,236 @@
+"""OAuth2 refresh-token handling for QicsMilestones, safe across tasks, processes and workers.
+
+QicsMilestones issues a refresh token once (authorization-code flow). The sandbox, and this code,
+assume the token is single-use and rotates: every refresh returns a new refresh token and burns
+the old one. So:
+- the current refresh token and the cached access token live in the state store
+  (``oauth_tokens``), encrypted with a Fernet key derived (HKDF-SHA256) from the client secret;
+- refreshing happens only inside ``StateStore.locked("qics-oauth:<conn_id>")``, a database lock
+  shared by all workers; inside it the stored row is read again (someone else may just have
+  refreshed) and the new refresh token is written in the same transaction that holds the lock;
+- the chain remembers (as a keyed fingerprint) which connection refresh token it grew from: when
+  the connection holds a different one (the user re-authorized), the chain restarts from it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from king_qics.errors import AuthenticationError, ProtocolError
+from king_qics.hooks.base import mask
+from king_qics.state import StateStore, load_oauth_token, save_oauth_token, utcnow
+
+if TYPE_CHECKING:
+    from king_qics.hooks.qics import QicsMilestonesHook
+
+log = logging.getLogger(__name__)
+
+TOKEN_ENDPOINT = "/api/oauth2/oauth2/token"
+EXPIRY_LEEWAY_SECONDS = 60
+
+_PROCESS_CACHE: dict[tuple, tuple[str, datetime]] = {}
+_PROCESS_CACHE_LOCK = threading.Lock()
+
+
+def _derive(secret: str, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"king-qics-sync/oauth", info=info).derive(
+        secret.encode()
+    )
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+@dataclass
+class _Grant:
+    access_token: str
+    refresh_token: str
+    expires_at: datetime
+
+
+class OAuthTokens:
+    """Access tokens for one Qics connection (see module docstring)."""
+
+    def __init__(
+        self,
+        hook: QicsMilestonesHook,
+        store: StateStore,
+        *,
+        client_id: str,
+        client_secret: str,
+        refresh_token: str,
+    ):
+        missing = [
+            n
+            for n, v in (
+                ("client_id", client_id),
+                ("client_secret", client_secret),
+                ("refresh_token", refresh_token),
+            )
+            if not v
+        ]
+        if missing:
+            raise AuthenticationError(
+                f"Connection {hook.conn_id!r} lacks {', '.join(missing)}: authorize the OAuth application"
+                " in QicsMilestones and fill in the connection's extras."
+            )
+        mask(client_secret, refresh_token)
+        self.hook, self.store = hook, store
+        self.conn_id = hook.conn_id
+        self.client_id, self._client_secret, self._seed = (
+            str(client_id),
+            str(client_secret),
+            str(refresh_token),
+        )
+        self._fernet = Fernet(
+            base64.urlsafe_b64encode(_derive(self._client_secret, b"fernet:" + self.conn_id.encode()))
+        )
+        self.fingerprint = hmac.new(
+            _derive(self._client_secret, b"fingerprint"),
+            f"{self.client_id}\n{self._seed}".encode(),
+            hashlib.sha256,
+        ).hexdigest()
+        self._cache_key = (store.url, self.conn_id, self.fingerprint)
+        self.lock_name = f"qics-oauth:{self.conn_id}"
+
+    # -- public ------------------------------------------------------------------------------------
+
+    def access_token(self) -> str:
+        """A valid access token: from this process, else the state store, else a refresh."""
+        with _PROCESS_CACHE_LOCK:
+            cached = _PROCESS_CACHE.get(self._cache_key)
+        if cached and cached[1] > utcnow():
+            return cached[0]
+        with self.store.engine.connect() as conn:
+            row = load_oauth_token(conn, self.conn_id)
+        token = self._usable_access(row, rejected=None)
+        if token:
+            return token
+        return self._refresh(rejected=None)
+
+    def renew(self, rejected: str) -> str:
+        """The service refused ``rejected`` (HTTP 401): get another access token."""
+        with _PROCESS_CACHE_LOCK:
+            if _PROCESS_CACHE.get(self._cache_key, ("",))[0] == rejected:
+                del _PROCESS_CACHE[self._cache_key]
+        return self._refresh(rejected=rejected)
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _decrypt(self, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            return self._fernet.decrypt(value.encode()).decode()
+        except InvalidToken:
+            return None  # written under another client secret: treat as absent
+
+    def _encrypt(self, value: str) -> str:
+        return self._fernet.encrypt(value.encode()).decode()
+
+    def _usable_access(self, row, rejected: str | None) -> str | None:
+        if row is None or row.seed_fingerprint != self.fingerprint:
+            return None
+        access, expires_at = self._decrypt(row.access_token), _aware(row.access_expires_at)
+        if not access or access == rejected or expires_at is None or expires_at <= utcnow():
+            return None
+        mask(access)
+        self._remember(access, expires_at)
+        return access
+
+    def _remember(self, access: str, expires_at: datetime) -> None:
+        with _PROCESS_CACHE_LOCK:
+            _PROCESS_CACHE[self._cache_key] = (access, expires_at)
+
+    def _refresh(self, rejected: str | None) -> str:
+        with self.store.locked(self.lock_name) as conn:
+            row = load_oauth_token(conn, self.conn_id)
+            token = self._usable_access(row, rejected)
+            if token:  # another task or worker refreshed while we waited for the lock
+                return token
+            refresh_token = self._seed
+            from_chain = False
+            if row is not None and row.seed_fingerprint == self.fingerprint:
+                stored = self._decrypt(row.refresh_token)
+                if stored:
+                    refresh_token, from_chain = stored, True
+            grant = self._grant(refresh_token, from_chain)
+            save_oauth_token(
+                conn,
+                self.conn_id,
+                seed_fingerprint=self.fingerprint,
+                refresh_token=self._encrypt(grant.refresh_token),
+                access_token=self._encrypt(grant.access_token),
+                access_expires_at=grant.expires_at,
+            )
+        self._remember(grant.access_token, grant.expires_at)
+        log.info("qics: refreshed the OAuth access token of connection %s", self.conn_id)
+        return grant.access_token
+
+    def _grant(self, refresh_token: str, from_chain: bool) -> _Grant:
+        response = self.hook.send(
+            "POST token",
+            "POST",
+            TOKEN_ENDPOINT,
+            idempotent=True,  # a repeat with a burnt token only yields invalid_grant
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": refresh_token,
+                "client_id": self.client_id,
+                "client_secret": self._client_secret,
+            },
+            headers={"Accept": "application/json"},
+        )
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise ProtocolError(f"qics POST token: HTTP {response.status_code}, expected a JSON object")
+        if response.status_code >= 400 or "access_token" not in body:
+            error = str(body.get("error") or f"HTTP {response.status_code}")
+            if error == "invalid_client":
+                raise AuthenticationError(
+                    f"QicsMilestones refused the client credentials of connection {self.conn_id!r}"
+                    " (invalid_client): check the client ID and secret."
+                )
+            if error == "invalid_grant":
+                source = (
+                    "the stored (rotated) refresh token" if from_chain else "the connection's refresh token"
+                )
+                raise AuthenticationError(
+                    f"QicsMilestones refused {source} of connection {self.conn_id!r} (invalid_grant: revoked,"
+                    " expired or already used). Re-authorize the OAuth application in QicsMilestones and put"
+                    f" the new refresh token in connection {self.conn_id!r}."
+                )
+            raise AuthenticationError(
+                f"QicsMilestones token request of connection {self.conn_id!r} failed: {error}"
+            )
+        access, new_refresh = body.get("access_token"), body.get("refresh_token") or refresh_token
+        mask(access, new_refresh)
+        try:
+            lifetime = float(body.get("expires_in", 3600))
+        except (TypeError, ValueError):
+            lifetime = 3600.0
+        margin = min(EXPIRY_LEEWAY_SECONDS, lifetime / 4)
+        return _Grant(str(access), str(new_refresh), utcnow() + timedelta(seconds=lifetime - margin))
+
+
+def clear_process_cache() -> None:
+    """Forget access tokens cached in this process (tests)."""
+    with _PROCESS_CACHE_LOCK:
+        _PROCESS_CACHE.clear()

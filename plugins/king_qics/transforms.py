@@ -1,0 +1,398 @@
+"""The named transforms and rules a mapping YAML may use (docs/mapping.md lists them all).
+
+Every function works on a whole column (a pandas Series aligned with the King frame) and returns
+``(values, errors)``: ``values`` an object Series (None where empty), ``errors`` None or an object
+Series holding a reason (without the Qics field name) for the rows that cannot be mapped, None
+elsewhere. A row with any reason is not synced; the others are unaffected.
+
+Transforms take the column of their ``source`` (``join`` takes several columns); rules read the
+King fields they declare in ``RULES`` and the administration's defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+INCLUDE_DIR = Path(__file__).resolve().parents[2] / "include"
+COUNTRIES_FILE = INCLUDE_DIR / "countries.yaml"
+
+# Deliberately simple and strict: one address, local@domain.tld, no spaces, no display names.
+EMAIL_PATTERN = r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}"  # noqa: E501
+TRUE_WORDS = {"J", "JA", "Y", "YES", "TRUE", "1", "T"}
+FALSE_WORDS = {"N", "NEE", "NO", "FALSE", "0", "F"}
+HOUR_UNITS = {"uur", "uren", "u"}
+
+
+@dataclass
+class Context:
+    """What a transform or rule may use besides its column."""
+
+    frame: pd.DataFrame
+    administration: Any
+    lookups: dict[str, dict[str, int]] = field(default_factory=dict)
+    extra_tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    today: date = field(default_factory=date.today)
+
+    def config(self, path: str) -> Any:
+        """``defaults.item_type``, ``company_id``, ... of the administration."""
+        value = self.administration
+        for part in path.split("."):
+            value = value[part] if isinstance(value, dict) else getattr(value, part)
+        return value
+
+
+Result = tuple[pd.Series, pd.Series | None]
+
+
+# -- column helpers ---------------------------------------------------------------------------
+
+
+def blank(index: pd.Index) -> pd.Series:
+    return pd.Series([None] * len(index), index=index, dtype=object)
+
+
+def keep(values: pd.Series, mask: pd.Series) -> pd.Series:
+    """Object Series with ``values`` where ``mask`` holds and None elsewhere (never NaN: pandas'
+    ``where(mask, None)`` gives NaN on non-object dtypes, such as the 'str' dtype map() infers)."""
+    out = values.astype(object).copy()
+    out[~mask.to_numpy(dtype=bool)] = None
+    return out
+
+
+def finalize(values: pd.Series) -> pd.Series:
+    """Object dtype, Python scalars (int, bool, str, Decimal), None for missing."""
+    if pd.api.types.is_bool_dtype(values.dtype) and not values.isna().any():
+        return values.astype(bool).astype(object)
+    if pd.api.types.is_integer_dtype(values.dtype):
+        out = values.astype(object)
+        return keep(out, values.notna())
+    if pd.api.types.is_float_dtype(values.dtype):
+        integral = values.notna() & (values == np.floor(values.fillna(0)))
+        out = values.astype(object)
+        out[integral] = values[integral].astype("int64").astype(object)
+        return keep(out, values.notna())
+    out = values.astype(object)
+    return keep(out, values.notna())
+
+
+def missing(values: pd.Series) -> pd.Series:
+    """True where a value is None/NaN/NaT or text that is empty after stripping."""
+    absent = values.isna()
+    if _all_text(values):
+        return absent | values.where(~absent, "x").astype(str).str.strip().eq("")
+    if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
+        is_text = values.map(lambda v: isinstance(v, str), na_action="ignore").fillna(False).astype(bool)
+        empty_text = values.where(is_text, "x").astype(str).str.strip().eq("")
+        return absent | (is_text & empty_text)
+    return absent
+
+
+def _text_scalar(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | np.bool_):
+        return "J" if value else "N"
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, Decimal):
+        return str(value.quantize(Decimal(1))) if value == value.to_integral_value() else str(value)
+    if isinstance(value, datetime | date | pd.Timestamp):
+        return value.isoformat()
+    return str(value)
+
+
+def _all_text(values: pd.Series) -> bool:
+    """Every present value is a str (checked in C, not per row in Python)."""
+    if isinstance(values.dtype, pd.StringDtype):
+        return True
+    return values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty")
+
+
+def text(values: pd.Series) -> pd.Series:
+    """Values as text (10000.0 -> '10000'), None for missing."""
+    if _all_text(values):
+        return keep(values.astype(object), values.notna())
+    if pd.api.types.is_integer_dtype(values.dtype):
+        return finalize(values.astype("Int64").astype("string").astype(object))
+    out = values.astype(object).map(_text_scalar, na_action="ignore")
+    return keep(out, values.notna())
+
+
+def key_text(values: pd.Series) -> pd.Series:
+    """King codes as the text the state store keys on: stripped, integral numbers without '.0'."""
+    out = text(values)
+    out = on_text(out, lambda t: t.strip())
+    return keep(out, ~missing(out))
+
+
+def on_text(values: pd.Series, operation) -> pd.Series:
+    """Apply a ``.str`` operation to the present values; None stays None."""
+    present = values.notna()
+    return keep(operation(values.where(present, "").astype(str).str), present)
+
+
+def _errors_where(mask: pd.Series, messages: pd.Series | str) -> pd.Series | None:
+    if not mask.any():
+        return None
+    out = blank(mask.index)
+    if isinstance(messages, str):
+        out[mask] = messages
+    else:
+        out[mask] = messages[mask]
+    return out
+
+
+# -- transforms -------------------------------------------------------------------------------
+
+
+def t_str(values: pd.Series, ctx: Context, arg: str | None) -> Result:
+    return text(values), None
+
+
+def t_strip(values: pd.Series, ctx: Context, arg: str | None) -> Result:
+    out = text(values)
+    stripped = on_text(out, lambda t: t.strip())
+    return keep(stripped, ~missing(stripped)), None
+
+
+def t_upper(values: pd.Series, ctx: Context, arg: str | None) -> Result:
+    out = text(values)
+    return on_text(out, lambda t: t.upper()), None
+
+
+def t_lower(values: pd.Series, ctx: Context, arg: str | None) -> Result:
+    out = text(values)
+    return on_text(out, lambda t: t.lower()), None
+
+
+def t_truncate(values: pd.Series, ctx: Context, arg: str | None) -> Result:
+    length = int(arg or 0)
+    out = text(values)
+    return on_text(out, lambda t: t.slice(0, length)), None
+
+
+def t_int(values: pd.Series, ctx: Context, arg: str | None) -> Result:
+    empty = missing(values)
+    as_text = text(values)
+    numbers = pd.to_numeric(keep(as_text, ~empty), errors="coerce")
+    bad = ~empty & (numbers.isna() | (numbers != np.floor(numbers.fillna(0))))
+    out = finalize(numbers.where(~bad).astype("Float64").round(0).astype("Int64"))
+    errors = _errors_where(bad, "'" + as_text.astype(str) + "' is not a whole number")
+    return keep(out, ~empty & ~bad), errors
+
+
+def _decimal(value: Any) -> Any:
+    try:
+        number = (
+            value if isinstance(value, Decimal) else Decimal(_text_scalar(value).strip().replace(",", "."))
+        )
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def t_decimal(values: pd.Series, ctx: Context, arg: str | None) -> Result:
+    empty = missing(values)
+    out = keep(values.astype(object), ~empty).map(_decimal, na_action="ignore")
+    bad = ~empty & out.isna()
+    return keep(out, ~bad), _errors_where(bad, "'" + text(values).astype(str) + "' is not a number")
+
+
+def _as_bool(values: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """(booleans with None, empty mask, invalid mask) for bool or J/N values."""
+    empty = missing(values)
+    words = keep(text(values), ~empty)
+    words = on_text(words, lambda t: t.strip().str.upper())
+    true = words.isin(TRUE_WORDS)
+    false = words.isin(FALSE_WORDS)
+    out = blank(values.index)
+    out[true] = True
+    out[false] = False
+    return out, empty, ~empty & ~true & ~false
+
+
+def t_bool(values: pd.Series, ctx: Context, arg: str | None) -> Result:
+    out, _, bad = _as_bool(values)
+    return out, _errors_where(bad, "'" + text(values).astype(str) + "' is not J/N")
+
+
+def t_not_blocked(values: pd.Series, ctx: Context, arg: str | None) -> Result:
+    """IsActive from King's BLOK flag: active unless blocked (empty BLOK = not blocked)."""
+    blocked, empty, bad = _as_bool(values)
+    out = blank(values.index)
+    out[:] = True
+    out[blocked.eq(True)] = False
+    return out, _errors_where(bad, "BLOK '" + text(values).astype(str) + "' is not J/N")
+
+
+@cache
+def countries(path: Path = COUNTRIES_FILE) -> tuple[dict[str, str], dict[str, str]]:
+    """(any accepted King code -> ISO alpha-2, ISO alpha-2 -> Dutch name)."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    codes, names = {}, {}
+    for iso, entry in data.items():
+        names[iso] = entry["name"]
+        codes[iso] = iso
+        for alias in entry.get("aliases") or []:
+            codes[str(alias).upper()] = iso
+    return codes, names
+
+
+def _iso_country(values: pd.Series, ctx: Context) -> Result:
+    codes, _ = countries()
+    empty = missing(values)
+    given = keep(text(values), ~empty)
+    given = on_text(given, lambda t: t.strip().str.upper())
+    iso = given.map(codes)
+    default = str(ctx.config("defaults.country_code")).upper()
+    iso = iso.where(~empty, codes.get(default, default))
+    bad = ~empty & iso.isna()
+    errors = _errors_where(
+        bad, "King LAND '" + given.astype(str) + "' is not a known country (include/countries.yaml)"
+    )
+    return keep(iso, ~bad), errors
+
+
+def t_country_code(values: pd.Series, ctx: Context, arg: str | None) -> Result:
+    return _iso_country(values, ctx)
+
+
+def t_country_name(values: pd.Series, ctx: Context, arg: str | None) -> Result:
+    iso, errors = _iso_country(values, ctx)
+    _, names = countries()
+    return keep(iso.map(names), iso.notna()), errors
+
+
+def t_email(values: pd.Series, ctx: Context, arg: str | None) -> Result:
+    """One e-mail address, validated; an invalid address fails the record (never silently dropped)."""
+    out, _ = t_strip(values, ctx, None)
+    present = out.notna()
+    valid = out.where(present, "").astype(str).str.fullmatch(EMAIL_PATTERN)
+    bad = present & ~valid
+    return keep(out, ~bad), _errors_where(bad, "'" + out.astype(str) + "' is not a valid e-mail address")
+
+
+def t_date(values: pd.Series, ctx: Context, arg: str | None) -> Result:
+    """A date as ISO text 'YYYY-MM-DD' (from date, datetime or text)."""
+    empty = missing(values)
+    parsed = pd.to_datetime(keep(values, ~empty), errors="coerce", format="mixed")
+    bad = ~empty & parsed.isna()
+    out = keep(parsed.dt.strftime("%Y-%m-%d"), ~empty & ~bad)
+    return out, _errors_where(bad, "'" + text(values).astype(str) + "' is not a date")
+
+
+def t_join(values: pd.Series | pd.DataFrame, ctx: Context, arg: str | None) -> Result:
+    """Several King fields into one text, the non-empty parts separated by a space
+    (STRAAT + HNR + HNRTV -> 'Hoofdstraat 12 A')."""
+    frame = values.to_frame() if isinstance(values, pd.Series) else values
+    parts = []
+    for column in frame.columns:
+        part, _ = t_strip(frame[column], ctx, None)
+        parts.append(part.fillna(""))
+    joined = parts[0].astype(str)
+    for part in parts[1:]:
+        joined = joined.str.cat(part.astype(str), sep=" ")
+    joined = joined.str.split().str.join(" ")
+    return keep(joined, joined != ""), None
+
+
+TRANSFORMS: dict[str, Callable[..., Result]] = {
+    "str": t_str,
+    "strip": t_strip,
+    "upper": t_upper,
+    "lower": t_lower,
+    "truncate": t_truncate,  # truncate:N
+    "int": t_int,
+    "decimal": t_decimal,
+    "bool": t_bool,
+    "j_n_to_bool": t_bool,
+    "not_blocked": t_not_blocked,
+    "country_code": t_country_code,
+    "country_name": t_country_name,
+    "email": t_email,
+    "date": t_date,
+    "join": t_join,
+}
+TRANSFORMS_WITH_ARGUMENT = {"truncate"}
+MULTI_COLUMN_TRANSFORMS = {"join"}
+
+
+# -- rules ------------------------------------------------------------------------------------
+
+
+def _column(ctx: Context, name: str) -> pd.Series:
+    return ctx.frame[name] if name in ctx.frame else blank(ctx.frame.index)
+
+
+def _is_hour_unit(ctx: Context) -> pd.Series:
+    unit, _ = t_strip(_column(ctx, "EENHVERK"), ctx, None)
+    return unit.where(unit.notna(), "").astype(str).str.lower().isin(HOUR_UNITS)
+
+
+def r_reverse_charge(ctx: Context) -> Result:
+    """ReverseCharge: the VAT code's kind BTWPL is 'V' (verlegd), or its description says 'verlegd'."""
+    kind, _ = t_strip(_column(ctx, "BTWPL"), ctx, None)
+    name, _ = t_strip(_column(ctx, "OMSCHR"), ctx, None)
+    verlegd = kind.where(kind.notna(), "").astype(str).str.upper().eq("V") | name.where(
+        name.notna(), ""
+    ).astype(str).str.contains("verlegd", case=False, regex=False)
+    return verlegd.astype(object), None
+
+
+def r_item_type(ctx: Context) -> Result:
+    """ItemType: 'Hour' for articles sold per hour (EENHVERK 'uur'), else defaults.item_type."""
+    hour = _is_hour_unit(ctx)
+    out = pd.Series(ctx.config("defaults.item_type"), index=ctx.frame.index, dtype=object)
+    out[hour] = "Hour"
+    return out, None
+
+
+def r_allow_time_entry(ctx: Context) -> Result:
+    """AllowTimeEntry: true for articles sold per hour, else defaults.allow_time_entry."""
+    hour = _is_hour_unit(ctx)
+    out = pd.Series(bool(ctx.config("defaults.allow_time_entry")), index=ctx.frame.index, dtype=object)
+    out[hour] = True
+    return out, None
+
+
+def r_employee_active(ctx: Context) -> Result:
+    """IsActive of an employee: not blocked (BLOK) and not out of service (DATUITDIENST before today)."""
+    active, errors = t_not_blocked(_column(ctx, "BLOK"), ctx, None)
+    left = _column(ctx, "DATUITDIENST")
+    empty = missing(left)
+    parsed = pd.to_datetime(keep(left, ~empty), errors="coerce", format="mixed")
+    gone = parsed.notna() & (parsed.dt.date < ctx.today)
+    bad = ~empty & parsed.isna()
+    out = active.where(~gone, False).astype(object)
+    date_errors = _errors_where(bad, "DATUITDIENST '" + text(left).astype(str) + "' is not a date")
+    return out, combine_errors(errors, date_errors)
+
+
+# name -> (King fields it reads, function)
+RULES: dict[str, tuple[tuple[str, ...], Callable[[Context], Result]]] = {
+    "reverse_charge": (("BTWPL", "OMSCHR"), r_reverse_charge),
+    "item_type": (("EENHVERK",), r_item_type),
+    "allow_time_entry": (("EENHVERK",), r_allow_time_entry),
+    "employee_active": (("BLOK", "DATUITDIENST"), r_employee_active),
+}
+
+
+def combine_errors(first: pd.Series | None, second: pd.Series | None) -> pd.Series | None:
+    if first is None:
+        return second
+    if second is None:
+        return first
+    both = first.notna() & second.notna()
+    out = first.where(first.notna(), second)
+    out[both] = first[both].astype(str) + "; " + second[both].astype(str)
+    return out

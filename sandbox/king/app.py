@@ -1,0 +1,639 @@
+"""The King Cloudswitch emulator: ``POST /v1/ws1_xml.asmx`` (SOAP 1.1 and 1.2) + ``/_sandbox/``.
+
+See docs/sandbox_king.md for every behaviour and whether it is documented or assumed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import threading
+from decimal import Decimal
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from lxml import etree
+
+from sandbox.common import Calls, DropResponseMiddleware, Faults, admin_router
+from sandbox.king import soap
+from sandbox.king.schema import JOURNAL_INPUT_FIELDS, TABLES, ValueProblem, from_wire, to_wire
+from sandbox.king.store import (
+    Administration,
+    KingStore,
+    Record,
+    compile_where,
+    matches,
+    now,
+    order_records,
+    parse_mutdate,
+)
+
+# Foutmelding texts (assumptions: no catalogue of the real texts exists, research §2.4).
+MSG_BAD_PARTNER_KEY = "Inloggen mislukt: ongeldige partnerkey."
+MSG_BAD_ENVIRONMENT = "Inloggen mislukt: ongeldige omgevingscode."
+MSG_SESSION_EXPIRED = "Sessie is verlopen of ongeldig. Log opnieuw in."
+MSG_BYTES = "Kan een object van het type System.String niet converteren naar het type System.Byte[]. (CS312)"
+
+# Output parameters per operation, in WSDL order (between <XxxResult> and <Foutmelding>).
+OUTPUTS = {
+    "Login": ["SessionId"],
+    "Logout": [],
+    "KeepSession": [],
+    "GetAdmInfo": ["Records"],
+    "GetStamtabelRecords": ["Records"],
+    "CreateStamTabelRecord": ["Primarykey"],
+    "UpdateStamtabelRecord": [],
+    "DeleteStamtabelRecord": [],
+    "CreateJournaalpost": ["Journaalpost", "Primarykey"],
+    "UpdateJournaalpost": ["Journaalpost"],
+    "DeleteJournaalpost": [],
+}
+WRITES = {
+    "CreateStamTabelRecord",
+    "UpdateStamtabelRecord",
+    "DeleteStamtabelRecord",
+    "CreateJournaalpost",
+    "UpdateJournaalpost",
+    "DeleteJournaalpost",
+}
+
+# field -> referenced table (checked on create/update of master records and on bookings).
+REFERENCES = {
+    "DEB": {"BETCOND": "BETCOND", "BTW": "BTW", "KPL": "KPL", "KDR": "KDR", "MEDEWDEC": "MEDEWERKER"},
+    "ART": {"ARTGRP": "ARTGRP", "BTW": "BTW", "KPL": "KPL"},
+    "KDR": {"DEB": "DEB", "MEDEWDEC": "MEDEWERKER", "KPL": "KPL"},
+    "ARTGRP": {"GRBOMZ": "GRB"},
+    "BTW": {"GRB": "GRB"},
+    "BOE": {"DAGB": "DAGBOEK", "TEGREK": "GRB", "BTW": "BTW", "KPL": "KPL", "KDR": "KDR"},
+}
+
+
+class Refused(Exception):
+    """The operation answers Result=false with this Foutmelding."""
+
+
+def _text(row: etree._Element, strip: bool = True) -> dict[str, str]:
+    out = {}
+    for child in row:
+        if isinstance(child.tag, str):
+            text = child.text or ""
+            out[etree.QName(child).localname.upper()] = text.strip() if strip else text.strip("\r\n")
+    return out
+
+
+def _split_fields(text: str) -> list[str]:
+    return [
+        part.strip().upper()
+        for part in text.replace(";", "\t").replace(",", "\t").split("\t")
+        if part.strip()
+    ]
+
+
+def _formatters(table: str, fields: list[str]) -> list[tuple[str, object]]:
+    """(field, value -> wire text) per field; plain text and integers need no conversion."""
+    out = []
+    for name in fields:
+        kind = TABLES[table]["fields"][name][0]
+        out.append((name, str if kind in ("C", "T", "N") else lambda v, n=name: to_wire(table, n, v)))
+    return out
+
+
+def _row_element(tag: str, table: str, record: dict, fields: list[str], formatters=None) -> etree._Element:
+    element = etree.Element(tag)
+    for name, fmt in formatters or _formatters(table, fields):
+        value = record.get(name)
+        if value is not None:
+            etree.SubElement(element, name).text = fmt(value)
+    return element
+
+
+def _parse_fields(table: str, values: dict[str, str], *, allowed: set[str] | None = None) -> dict:
+    fields = TABLES[table]["fields"]
+    parsed = {}
+    for name, text in values.items():
+        if name not in fields or (allowed is not None and name not in allowed):
+            raise Refused(f"Veld {name} is onbekend in tabel {table}")
+        if name in TABLES[table].get("readonly", ()):
+            raise Refused(f"Veld {name} in tabel {table} kan niet worden gewijzigd")
+        try:
+            parsed[name] = from_wire(table, name, text)
+        except ValueProblem as exc:
+            raise Refused(str(exc)) from None
+    return parsed
+
+
+class KingEmulator:
+    def __init__(self) -> None:
+        self.store = KingStore()
+        self.calls = Calls()
+        self.faults = Faults()
+        self.lock = threading.RLock()
+        self._query_cache: dict[tuple, list] = {}
+        self.app = FastAPI(title="King Cloudswitch sandbox", docs_url=None, redoc_url=None, openapi_url=None)
+        self.app.add_middleware(DropResponseMiddleware)
+        self.app.include_router(
+            admin_router(name="king", state=self.state, load=self.load, calls=self.calls, faults=self.faults)
+        )
+        for path in ("/v1/ws1_xml.asmx", "/ws1_xml.asmx"):
+            self.app.add_api_route(path, self.endpoint, methods=["POST"], include_in_schema=False)
+        self.operations = {
+            "Login": self.login,
+            "Logout": self.logout,
+            "KeepSession": self.keep_session,
+            "GetAdmInfo": self.get_adm_info,
+            "GetStamtabelRecords": self.get_stamtabel_records,
+            "CreateStamTabelRecord": self.create_stamtabel_record,
+            "UpdateStamtabelRecord": self.update_stamtabel_record,
+            "DeleteStamtabelRecord": self.delete_stamtabel_record,
+            "CreateJournaalpost": self.create_journaalpost,
+            "UpdateJournaalpost": self.update_journaalpost,
+            "DeleteJournaalpost": self.delete_journaalpost,
+        }
+
+    # -- contract used by sandbox/server.py --------------------------------------------------------
+
+    def load(self, section: dict) -> None:
+        if section.get("generate") is not None:
+            from sandbox.king.generate import generate_section
+
+            section = generate_section(int(section["generate"]), int(section.get("seed", 1)))
+        with self.lock:
+            self.store.load(section)
+            self._query_cache.clear()
+
+    def state(self) -> dict:
+        with self.lock:
+            return self.store.state()
+
+    def expire_sessions(self) -> None:
+        with self.lock:
+            self.store.sessions.expire_all()
+
+    # -- the SOAP endpoint -----------------------------------------------------------------------
+
+    async def endpoint(self, request: Request) -> Response:
+        body = await request.body()
+        try:
+            version, operation, params = soap.read_request(body, request.headers)
+        except soap.SoapFault as fault:
+            self.calls.add("(invalid request)")
+            return self._fault(fault)
+        self.calls.add(operation)
+        early = await self.faults.before(operation, expire=self.expire_sessions)
+        if early is not None:
+            return early
+        handler = self.operations.get(operation)
+        if handler is None:
+            return self._fault(
+                soap.SoapFault(
+                    f"Server did not recognize the value of HTTP Header SOAPAction: {soap.NS}{operation}.",
+                    version=version,
+                )
+            )
+        outputs: dict = {}
+        try:
+            with self.lock:
+                if operation in WRITES:
+                    self._query_cache.clear()  # paged reads reuse one query result until data changes
+                outputs = handler(params) or {}
+            result, error = True, ""
+        except Refused as refusal:
+            result, error = False, str(refusal)
+        except Exception as exc:  # an emulator bug: answer like ASP.NET does
+            return self._fault(
+                soap.SoapFault(
+                    f"Server was unable to process request. ---> {exc}", client=False, version=version
+                )
+            )
+        if result and operation in WRITES:
+            self.faults.drop_after_commit(request, operation)
+        body_out = soap.response(
+            version, operation, result, [(name, outputs.get(name)) for name in OUTPUTS[operation]], error
+        )
+        return Response(body_out, status_code=200, media_type=soap.CONTENT_TYPES[version])
+
+    @staticmethod
+    def _fault(fault: soap.SoapFault) -> Response:
+        return Response(soap.fault(fault), status_code=500, media_type=soap.CONTENT_TYPES[fault.version])
+
+    # -- session ---------------------------------------------------------------------------------
+
+    def _adm(self, params: dict) -> Administration:
+        session_id = str(params.get("SessionId") or "")
+        environment_code = str(params.get("Omgevingscode") or "")
+        partner_key = str(params.get("PartnerKey") or "")
+        if not self.store.sessions.touch(session_id, environment_code, partner_key):
+            raise Refused(MSG_SESSION_EXPIRED)
+        return self.store.administrations[environment_code]
+
+    def login(self, params: dict) -> dict:
+        partner_key = str(params.get("PartnerKey") or "")
+        environment_code = str(params.get("Omgevingscode") or "")
+        if partner_key not in self.store.partner_keys:
+            raise Refused(MSG_BAD_PARTNER_KEY)
+        adm = self.store.administrations.get(environment_code)
+        if adm is None:
+            raise Refused(MSG_BAD_ENVIRONMENT)
+        return {"SessionId": self.store.sessions.open(environment_code, partner_key, adm.adm_number)}
+
+    def logout(self, params: dict) -> dict:
+        self._adm(params)
+        self.store.sessions.close(str(params.get("SessionId")))
+        return {}
+
+    def keep_session(self, params: dict) -> dict:
+        self._adm(params)
+        return {}
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def _dataset(self, params: dict, *names: str) -> etree._Element:
+        for name in names:
+            if name in params:
+                try:
+                    return soap.parse_dataset(params[name], name)
+                except ValueError as exc:
+                    raise Refused(str(exc)) from None
+        raise Refused(f"Parameter {names[0]} ontbreekt")
+
+    def get_adm_info(self, params: dict) -> dict:
+        adm = self._adm(params)
+        selection = self._dataset(params, "Selectie")
+        out = etree.Element("NewDataSet")
+        for row in selection:
+            if not isinstance(row.tag, str):
+                continue
+            values = _text(row)
+            table = values.get("TABLE", "").upper()
+            info = adm.adm_info.get(table)
+            if info is None:
+                raise Refused(f"Tabel {table} is onbekend voor GetAdmInfo")
+            fields = _split_fields(values.get("SELECTFIELDS", "*"))
+            if not fields or fields == ["*"]:
+                fields = list(info)
+            element = etree.SubElement(out, table)
+            for name in fields:
+                if name not in info:
+                    raise Refused(f"Veld {name} is onbekend in {table}")
+                if info[name] is not None:
+                    etree.SubElement(element, name).text = str(info[name])
+        return {"Records": soap.dataset_text(out)}
+
+    def get_stamtabel_records(self, params: dict) -> dict:
+        adm = self._adm(params)
+        selection = self._dataset(params, "Selectie")
+        rows = [row for row in selection if isinstance(row.tag, str)]
+        if not rows:
+            raise Refused("Selectie bevat geen rij")
+        values = _text(rows[0])
+        raw = _text(rows[0], strip=False)
+        table = values.get("TABLE", "").upper()
+        if table not in TABLES:
+            raise Refused(f"Tabel {table} is onbekend")
+        known = list(TABLES[table]["fields"])
+        fields = _split_fields(values.get("SELECTFIELDS", "*"))
+        if not fields or "*" in fields:
+            fields = known
+        for name in fields:
+            if name not in TABLES[table]["fields"]:
+                raise Refused(f"Veld {name} is onbekend in tabel {table}")
+        try:
+            query = (
+                adm.environment_code,
+                table,
+                raw.get("WHEREFIELDS", ""),
+                raw.get("WHEREOPERATORS", ""),
+                raw.get("WHEREVALUES", ""),
+                values.get("MUTDATE_VA", ""),
+                values.get("ORDERBY", ""),
+            )
+            records = self._query_cache.get(query)
+            if records is None:
+                records = self._query(adm, table, values, raw)
+                if len(self._query_cache) > 32:
+                    self._query_cache.clear()
+                self._query_cache[query] = records
+            max_result = int(values.get("MAXRESULT") or 0)
+            page_size = int(values.get("PAGESIZE") or 0)
+            page = int(values.get("SELECTPAGE") or 1)
+        except ValueProblem as exc:
+            raise Refused(str(exc)) from None
+        except ValueError:
+            raise Refused("MAXRESULT, PAGESIZE en SELECTPAGE moeten gehele getallen zijn") from None
+        if max_result > 0:
+            records = records[:max_result]
+        total = len(records)
+        if page_size <= 0:
+            page_size = max(total, 1)
+        pages = math.ceil(total / page_size)
+        chunk = records[(page - 1) * page_size : page * page_size] if page >= 1 else []
+        out = etree.Element("NewDataSet")
+        formatters = _formatters(table, fields)
+        for record in chunk:
+            out.append(_row_element("DATA", table, record, fields, formatters))
+        if "PDF_BESTAND" in values and table == "BOE":
+            groups = {record.get("GRPROW") for record in chunk}
+            for doc in adm.documents:
+                if doc.get("GRPROW") in groups:
+                    element = etree.SubElement(out, "PDF_BESTAND")
+                    for name in ("DAGB", "JR", "PN", "RG", "GRPROW", "FILENAME", "FILEDESCRIPTION", "FILE"):
+                        if doc.get(name) is not None:
+                            etree.SubElement(element, name).text = str(doc[name])
+        metadata = etree.SubElement(out, "METADATA")
+        etree.SubElement(metadata, "RECORDCOUNT").text = str(total)
+        etree.SubElement(metadata, "TOTALPAGES").text = str(pages)
+        return {"Records": soap.dataset_text(out)}
+
+    @staticmethod
+    def _query(adm: Administration, table: str, values: dict, raw: dict) -> list[Record]:
+        conditions = compile_where(
+            table, raw.get("WHEREFIELDS", ""), raw.get("WHEREOPERATORS", ""), raw.get("WHEREVALUES", "")
+        )
+        since = parse_mutdate(values["MUTDATE_VA"]) if values.get("MUTDATE_VA") else None
+        records = [
+            r
+            for r in adm.tables[table]
+            if (since is None or r.mutdate >= since) and (not conditions or matches(r, conditions))
+        ]
+        return order_records(table, records, values.get("ORDERBY", ""))
+
+    # -- master-data writes ----------------------------------------------------------------------
+
+    def _check_references(self, adm: Administration, table: str, record: dict) -> None:
+        for field, target in REFERENCES.get(table, {}).items():
+            value = record.get(field)
+            if value not in (None, "", 0) and not adm.exists(target, value):
+                raise Refused(f"{field} {value} bestaat niet in tabel {target}")
+
+    def _select(self, adm: Administration, selection: etree._Element | None) -> tuple[str, list]:
+        if selection is None:
+            raise Refused("SELECTION ontbreekt")
+        values, raw = _text(selection), _text(selection, strip=False)
+        table = values.get("TABLE", "").upper()
+        if table not in TABLES:
+            raise Refused(f"Tabel {table} is onbekend")
+        if not values.get("WHEREFIELDS"):
+            raise Refused("WHEREFIELDS ontbreekt")
+        try:
+            conditions = compile_where(
+                table, raw.get("WHEREFIELDS", ""), raw.get("WHEREOPERATORS", ""), raw.get("WHEREVALUES", "")
+            )
+        except ValueProblem as exc:
+            raise Refused(str(exc)) from None
+        found = [r for r in adm.tables[table] if matches(r, conditions)]
+        if not found:
+            raise Refused(f"Geen record gevonden in tabel {table} met de opgegeven selectie")
+        if len(found) > 1:
+            raise Refused(f"De selectie is niet uniek: {len(found)} records in tabel {table}")
+        return table, found
+
+    def create_stamtabel_record(self, params: dict) -> dict:
+        adm = self._adm(params)
+        dataset = self._dataset(params, "Stamtabel", "Mutatie")
+        table = (
+            (dataset.findtext("METADATA/TABLE") or dataset.findtext("SELECTION/TABLE") or "").strip().upper()
+        )
+        if table not in TABLES:
+            raise Refused(f"Tabel {table} is onbekend")
+        if table == "BOE":
+            raise Refused("Boekingen worden aangemaakt met CreateJournaalpost")
+        data = dataset.findall("DATA")
+        if len(data) != 1:
+            raise Refused("Stamtabel moet precies een DATA-rij bevatten")
+        values = _parse_fields(table, _text(data[0]))
+        key_fields = TABLES[table]["key"]
+        key_field = key_fields[0]
+        if values.get(key_field) in (None, ""):
+            if TABLES[table]["fields"][key_field][0] != "N":
+                raise Refused(f"Veld {key_field} is verplicht")
+            numbers = [r.get(key_field) or 0 for r in adm.tables[table]]
+            low = int(adm.adm_info.get("BASFIN", {}).get("ONDERDEB", 10000)) if table == "DEB" else 1
+            values[key_field] = max([low - 1, *numbers]) + 1
+        if adm.exists(table, values[key_field]):
+            raise Refused(f"Er bestaat al een record met {key_field} {values[key_field]} in tabel {table}")
+        if table == "DEB":
+            if not values.get("ZKSL"):
+                raise Refused("Veld ZKSL is verplicht")
+            if any(r.get("ZKSL", "").casefold() == values["ZKSL"].casefold() for r in adm.tables["DEB"]):
+                raise Refused(f"Er bestaat al een debiteur met zoeksleutel {values['ZKSL']}")
+            conditions = adm.tables["BETCOND"]
+            values.setdefault("BETCOND", conditions[0]["NR"] if conditions else None)
+            values.setdefault("BTWPL", "B")
+            values.setdefault("SLUITREK", 1300)
+            values.setdefault("BLOK", False)
+        self._check_references(adm, table, values)
+        record = Record(values)
+        record.mutdate = now()
+        adm.tables[table].append(record)
+        return {"Primarykey": ";".join(str(record.get(name)) for name in key_fields)}
+
+    def update_stamtabel_record(self, params: dict) -> dict:
+        adm = self._adm(params)
+        dataset = self._dataset(params, "Mutatie", "Stamtabel")
+        table, found = self._select(adm, dataset.find("SELECTION"))
+        data = dataset.find("DATA")
+        if data is None:
+            raise Refused("DATA ontbreekt")
+        values = _parse_fields(table, _text(data))
+        record = found[0]
+        for name in TABLES[table]["key"]:
+            if name in values and values[name] != record.get(name):
+                raise Refused(f"Veld {name} is de sleutel en kan niet worden gewijzigd")
+        self._check_references(adm, table, values)  # only what is written (fixtures may hold bad links)
+        record.update(values)
+        record.mutdate = now()
+        return {}
+
+    def delete_stamtabel_record(self, params: dict) -> dict:
+        adm = self._adm(params)
+        dataset = self._dataset(params, "Mutatie", "Stamtabel")
+        table, found = self._select(adm, dataset.find("SELECTION"))
+        if table == "BOE":
+            raise Refused("Boekingen worden verwijderd met DeleteJournaalpost")
+        record = found[0]
+        key_value = record.get(TABLES[table]["key"][0])
+        in_use = [
+            other
+            for other, refs in REFERENCES.items()
+            for field, target in refs.items()
+            if target == table and any(r.get(field) == key_value for r in adm.tables[other])
+        ]
+        if table == "DEB" and any(r.get("REK") == key_value for r in adm.tables["BOE"]):
+            in_use.append("BOE")
+        if in_use:
+            raise Refused(
+                f"Record is in gebruik ({', '.join(sorted(set(in_use)))}) en kan niet worden verwijderd"
+            )
+        adm.tables[table].remove(record)
+        return {}
+
+    # -- bookings --------------------------------------------------------------------------------
+
+    def _digdos(self, rows: list[etree._Element]) -> list[dict]:
+        docs = []
+        for row in rows:
+            values = _text(row)
+            if not values.get("FILENAME"):
+                raise Refused("DIGDOS: FILENAME is verplicht")
+            try:
+                content = base64.b64decode(values.get("FILE", ""), validate=True)
+            except (binascii.Error, ValueError):
+                raise Refused(MSG_BYTES) from None
+            if not content:
+                raise Refused("DIGDOS: FILE is leeg")
+            docs.append(
+                {
+                    "FILENAME": values["FILENAME"],
+                    "FILEDESCRIPTION": values.get("FILEDESCRIPTION", ""),
+                    "FILE": base64.b64encode(content).decode("ascii"),
+                }
+            )
+        return docs
+
+    def create_journaalpost(self, params: dict) -> dict:
+        adm = self._adm(params)
+        dataset = self._dataset(params, "Journaalpost")
+        boe_rows, doc_rows = [], []
+        for child in dataset:
+            if not isinstance(child.tag, str):
+                continue
+            tag = etree.QName(child).localname.upper()
+            if tag == "BOE":
+                boe_rows.append(child)
+            elif tag == "DIGDOS":
+                doc_rows.append(child)
+            else:
+                raise Refused(f"Tabel {tag} is onbekend in een journaalpost")
+        if not boe_rows:
+            raise Refused("Journaalpost bevat geen BOE-regel")
+        rows = []
+        for row in boe_rows:
+            values = _text(row)
+            values.pop("BOE_WARNING", None)
+            rows.append(_parse_fields("BOE", values, allowed=JOURNAL_INPUT_FIELDS))
+        docs = self._digdos(doc_rows)
+        periods = int(adm.adm_info.get("BASFIN", {}).get("AANTPER", 12))
+        first = rows[0]
+        for number, row in enumerate(rows, start=1):
+            for name in ("DAGB", "JR", "DAT", "TEGREK"):
+                if row.get(name) in (None, ""):
+                    raise Refused(f"Regel {number}: veld {name} is verplicht")
+            if row.get("PN") is None:
+                row["PN"] = row["DAT"].month if periods == 12 else None
+                if row["PN"] is None:
+                    raise Refused(f"Regel {number}: veld PN is verplicht")
+            if not (0 <= row["PN"] <= periods or row["PN"] == 14):
+                raise Refused(f"Regel {number}: periode {row['PN']} bestaat niet (1..{periods}, 14)")
+            journals = adm.find("DAGBOEK", NR=row["DAGB"])
+            if not journals or journals[0].get("BLOK"):
+                raise Refused(f"Regel {number}: dagboek {row['DAGB']} bestaat niet of is geblokkeerd")
+            journal = journals[0]
+            if row.get("REK") is None:
+                raise Refused(f"Regel {number}: veld REK is verplicht")
+            if journal.get("SRT") == "V":
+                if not adm.exists("DEB", row["REK"]):
+                    raise Refused(f"Regel {number}: debiteur {row['REK']} bestaat niet")
+            elif not adm.exists("GRB", row["REK"]):
+                raise Refused(f"Regel {number}: grootboekrekening {row['REK']} bestaat niet")
+            if not adm.exists("GRB", row["TEGREK"]):
+                raise Refused(f"Regel {number}: grootboekrekening {row['TEGREK']} (TEGREK) bestaat niet")
+            for field in ("BTW", "KPL", "KDR"):
+                value = row.get(field)
+                if value is None or (value == 0 and field != "BTW"):
+                    continue
+                if not adm.exists(REFERENCES["BOE"][field], value):
+                    raise Refused(f"Regel {number}: {field} {value} bestaat niet")
+            amount = row.get("BEDRBOEK") or Decimal(0)
+            vat = row.get("BEDRBTW") or Decimal(0)
+            if row.get("BTW") is not None:
+                percentage = adm.find("BTW", NR=row["BTW"])[0].get("PERC") or Decimal(0)
+                expected = abs(amount) * Decimal(percentage) / 100
+                if abs(abs(vat) - expected) > Decimal("0.02"):
+                    raise Refused(
+                        f"Regel {number}: btw-bedrag {vat} past niet bij btw-code {row['BTW']} "
+                        f"({percentage}% van {amount} = {expected.quantize(Decimal('0.01'))})"
+                    )
+            elif vat:
+                raise Refused(f"Regel {number}: btw-bedrag zonder btw-code")
+            for name in ("DAGB", "JR", "PN", "REK", "FACT", "DAT"):
+                if row.get(name) != first.get(name):
+                    raise Refused(f"Regel {number}: {name} wijkt af van regel 1; een uitsplitsing is onjuist")
+        journal = adm.find("DAGBOEK", NR=first["DAGB"])[0]
+        if not first.get("FACT") and journal.get("SRT") == "V":
+            last = str(journal.get("FACT") or "0")
+            if last.isdigit():
+                number = str(int(last) + 1).zfill(len(last))
+                journal["FACT"] = number
+                journal.mutdate = now()
+                for row in rows:
+                    row["FACT"] = number
+        # commit
+        changed = now()
+        grprow = adm.next_grprow
+        adm.next_grprow += 1
+        created = []
+        for row in rows:
+            record = Record(row)
+            record["RG"] = adm.next_rg
+            adm.next_rg += 1
+            record["GRPROW"] = grprow
+            record["PRG"] = "CSW"
+            if journal.get("SRT") == "V":
+                record["DEB"] = row["REK"]
+            record.mutdate = changed
+            adm.tables["BOE"].append(record)
+            created.append(record)
+        self._attach(adm, created[0], docs)
+        echo = etree.Element("NewDataSet")
+        fields = list(TABLES["BOE"]["fields"])
+        for record in created:
+            echo.append(_row_element("BOE", "BOE", record, fields))
+        return {
+            "Journaalpost": soap.dataset_text(echo),
+            "Primarykey": [f"{r['DAGB']};{r['JR']};{r['PN']};{r['RG']}" for r in created],
+        }
+
+    @staticmethod
+    def _attach(adm: Administration, first: dict, docs: list[dict]) -> None:
+        for doc in docs:
+            adm.documents.append(
+                {name: first.get(name) for name in ("DAGB", "JR", "PN", "RG", "GRPROW")} | doc
+            )
+
+    def _booking(self, adm: Administration, params: dict) -> list:
+        key = str(params.get("Primarykey") or "").strip()
+        parts = key.replace(",", ";").replace("/", ";").replace("|", ";").split(";")
+        try:
+            dagb, jr, pn, rg = (int(part) for part in parts)
+        except ValueError:
+            raise Refused(f"Primarykey '{key}' is ongeldig (verwacht DAGB;JR;PN;RG)") from None
+        found = adm.find("BOE", DAGB=dagb, JR=jr, PN=pn, RG=rg)
+        if not found:
+            raise Refused(f"Journaalpost {key} niet gevonden")
+        return [r for r in adm.tables["BOE"] if r.get("GRPROW") == found[0].get("GRPROW")]
+
+    def update_journaalpost(self, params: dict) -> dict:
+        adm = self._adm(params)
+        rows = self._booking(adm, params)
+        dataset = self._dataset(params, "Journaalpost")
+        children = [c for c in dataset if isinstance(c.tag, str)]
+        if any(etree.QName(c).localname.upper() != "DIGDOS" for c in children) or not children:
+            raise Refused(
+                "UpdateJournaalpost: de sandbox ondersteunt alleen het toevoegen van DIGDOS-bestanden"
+            )
+        self._attach(adm, rows[0], self._digdos(children))
+        for record in rows:
+            record.mutdate = now()
+        echo = etree.Element("NewDataSet")
+        for record in rows:
+            echo.append(_row_element("BOE", "BOE", record, list(TABLES["BOE"]["fields"])))
+        return {"Journaalpost": soap.dataset_text(echo)}
+
+    def delete_journaalpost(self, params: dict) -> dict:
+        adm = self._adm(params)
+        rows = self._booking(adm, params)
+        group = rows[0].get("GRPROW")
+        adm.tables["BOE"] = [r for r in adm.tables["BOE"] if r.get("GRPROW") != group]
+        adm.documents = [d for d in adm.documents if d.get("GRPROW") != group]
+        return {}

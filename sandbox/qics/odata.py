@@ -1,0 +1,224 @@
+"""OData v4 pieces the emulator needs: typed values, JSON serialisation, $filter, $orderby.
+
+$filter grammar (a subset, assumption): ``cmp (and|or cmp)*`` with ``and`` binding tighter than
+``or``; no parentheses; ``cmp`` is ``Field op literal`` with op one of eq ne gt ge lt le; literals:
+``'text'`` ('' escapes a quote), numbers, ``true``/``false``, ``null``, and unquoted dates or
+date-times (``2026-10-01``, ``2026-10-01T00:00:00Z``).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sandbox.qics.schema import EntitySet
+
+
+class ODataError(Exception):
+    def __init__(self, status: int, code: str, message: str, details: list[dict] | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details or []
+
+    def body(self) -> dict:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            error["details"] = self.details
+        return {"error": error}
+
+
+class BadValue(ValueError):
+    pass
+
+
+_INT_RE = re.compile(r"^-?\d+$")
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def coerce(kind: str, value: Any) -> Any:
+    """An input value (JSON) as the stored Python value; raises BadValue."""
+    if value is None:
+        return None
+    if kind in ("id", "int"):
+        if isinstance(value, bool):
+            raise BadValue("expected an integer")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str) and _INT_RE.match(value.strip()):
+            return int(value.strip())
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise BadValue("expected an integer")
+    if kind == "dec":
+        if isinstance(value, bool):
+            raise BadValue("expected a decimal number")
+        try:
+            result = Decimal(str(value).strip()) if isinstance(value, (int, float, str)) else None
+        except InvalidOperation:
+            result = None
+        if result is None or not result.is_finite():
+            raise BadValue("expected a decimal number")
+        return result
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        raise BadValue("expected true or false")
+    if kind == "date":
+        if isinstance(value, str):
+            text = value[:10]
+            try:
+                date.fromisoformat(text)
+                return text
+            except ValueError:
+                pass
+        raise BadValue("expected a date (YYYY-MM-DD)")
+    if kind == "datetime":
+        if isinstance(value, str):
+            try:
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                raise BadValue("expected a date-time (ISO 8601)") from None
+            if parsed.tzinfo is None:
+                return parsed.isoformat() + "Z"
+            return parsed.isoformat().replace("+00:00", "Z")
+        raise BadValue("expected a date-time (ISO 8601)")
+    if isinstance(value, str):
+        return value
+    raise BadValue("expected a string")
+
+
+def to_json(entity: EntitySet, record: dict, select: list[str] | None = None) -> dict:
+    """A stored record as the service serialises it: 64-bit ids and decimals as strings."""
+    out = {}
+    for name, kind in entity.fields.items():
+        if select and name not in select:
+            continue
+        value = record.get(name)
+        if value is not None and kind in ("id", "dec"):
+            value = str(value)
+        out[name] = value
+    return out
+
+
+# -- $filter -------------------------------------------------------------------------------------
+
+_TOKEN_RE = re.compile(
+    r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<dt>\d{4}-\d{2}-\d{2}(?:T[\d:.]+(?:Z|[+-]\d{2}:\d{2})?)?)"
+    r"|(?P<num>-?\d+(?:\.\d+)?[mMdD]?)|(?P<word>[A-Za-z_][A-Za-z0-9_/]*))"
+)
+_OPS = {"eq", "ne", "gt", "ge", "lt", "le"}
+_NULL = object()
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    tokens, pos = [], 0
+    text = text.strip()
+    while pos < len(text):
+        match = _TOKEN_RE.match(text, pos)
+        if not match or match.end() == pos:
+            raise ODataError(
+                400, "InvalidFilter", f"$filter: cannot parse at position {pos}: {text[pos : pos + 20]!r}"
+            )
+        kind = match.lastgroup
+        tokens.append((kind, match.group(kind)))
+        pos = match.end()
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+    return tokens
+
+
+def parse_filter(entity: EntitySet, text: str):
+    """A predicate over stored records; raises ODataError(400) on anything it does not support."""
+    tokens = _tokens(text)
+    groups: list[list[tuple[str, str, Any]]] = [[]]
+    i = 0
+    while True:
+        if i + 3 > len(tokens):
+            raise ODataError(400, "InvalidFilter", "$filter: expected 'Field op value'")
+        (fk, field), (ok, op), (vk, raw) = tokens[i : i + 3]
+        if fk != "word" or field not in entity.fields:
+            raise ODataError(400, "InvalidFilter", f"$filter: unknown property {field!r} on {entity.name}")
+        if ok != "word" or op not in _OPS:
+            raise ODataError(400, "InvalidFilter", f"$filter: unsupported operator {op!r}")
+        groups[-1].append((field, op, _literal(entity, field, vk, raw)))
+        i += 3
+        if i == len(tokens):
+            break
+        kind, joiner = tokens[i]
+        if kind != "word" or joiner not in ("and", "or"):
+            raise ODataError(400, "InvalidFilter", f"$filter: expected 'and' or 'or', got {joiner!r}")
+        if joiner == "or":
+            groups.append([])
+        i += 1
+
+    def predicate(record: dict) -> bool:
+        return any(all(_compare(record.get(f), op, v) for f, op, v in group) for group in groups)
+
+    return predicate
+
+
+def _literal(entity: EntitySet, field: str, kind: str, raw: str) -> Any:
+    ftype = entity.fields[field]
+    if kind == "word":
+        if raw == "null":
+            return _NULL
+        if raw in ("true", "false"):
+            value: Any = raw == "true"
+        else:
+            raise ODataError(400, "InvalidFilter", f"$filter: unexpected {raw!r}")
+    elif kind == "str":
+        value = raw[1:-1].replace("''", "'")
+    elif kind == "num":
+        value = raw.rstrip("mMdD")
+    else:
+        value = raw
+    try:
+        if ftype in ("date", "datetime") and isinstance(value, str):
+            return value if ftype == "datetime" or _DATE_RE.match(value) else value[:10]
+        return coerce(ftype, value)
+    except BadValue as exc:
+        raise ODataError(400, "InvalidFilter", f"$filter: {field}: {exc}") from None
+
+
+def _compare(actual: Any, op: str, expected: Any) -> bool:
+    if expected is _NULL:
+        return (actual is None) if op == "eq" else (actual is not None) if op == "ne" else False
+    if op == "eq":
+        return actual == expected
+    if op == "ne":
+        return actual != expected
+    if actual is None:
+        return False
+    try:
+        return {
+            "gt": actual > expected,
+            "ge": actual >= expected,
+            "lt": actual < expected,
+            "le": actual <= expected,
+        }[op]
+    except TypeError:
+        return False
+
+
+def parse_orderby(entity: EntitySet, text: str) -> list[tuple[str, bool]]:
+    order = []
+    for part in text.split(","):
+        words = part.split()
+        if not words or len(words) > 2 or words[0] not in entity.fields:
+            raise ODataError(400, "InvalidOrderBy", f"$orderby: cannot order by {part.strip()!r}")
+        direction = words[1].lower() if len(words) == 2 else "asc"
+        if direction not in ("asc", "desc"):
+            raise ODataError(400, "InvalidOrderBy", f"$orderby: unknown direction {words[1]!r}")
+        order.append((words[0], direction == "desc"))
+    return order
+
+
+def sort_records(records: list[dict], order: list[tuple[str, bool]]) -> list[dict]:
+    for field, descending in reversed(order):
+        records = sorted(
+            records,
+            key=lambda r: (r.get(field) is not None, r.get(field) if r.get(field) is not None else 0),
+            reverse=descending,
+        )
+    return records
