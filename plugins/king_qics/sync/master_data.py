@@ -89,15 +89,22 @@ def canonical_record(record: dict) -> dict:
     return {name: canonical(value) for name, value in record.items()}
 
 
-def needs_full_read(watermark, started: datetime) -> bool:
+def full_read_reason(watermark, started: datetime, full_refresh: bool, failing: int) -> str | None:
+    """Why this run must read the whole King table (None: an incremental read will do)."""
+    if full_refresh:
+        return "full_refresh"
     if watermark is None or watermark.last_full_read_at is None:
-        return True
+        return "first sync"
+    if failing > MAX_KEYED_REREADS:
+        return f"{failing} failing records to re-read"
     local = pendulum.instance(started).in_timezone(AMSTERDAM)
     hour, minute = DAILY_FULL_READ_AFTER
-    todays_cutoff = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
-    if local < todays_cutoff:
-        todays_cutoff = todays_cutoff.subtract(days=1)
-    return pendulum.instance(watermark.last_full_read_at) < todays_cutoff
+    daily = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if local < daily:
+        daily = daily.subtract(days=1)
+    if pendulum.instance(watermark.last_full_read_at) < daily:
+        return f"first run after {hour:02d}:{minute:02d}: the daily full read"
+    return None
 
 
 class MasterDataSync:
@@ -172,8 +179,9 @@ class MasterDataSync:
 
         table, fields, key_field = mapping.king_table_for(self.adm), mapping.king_fields, mapping.king_key
         watermark = self.watermarks.get(table)
-        full = full_refresh or needs_full_read(watermark, started) or len(failing) > MAX_KEYED_REREADS
-        if full:
+        reason = full_read_reason(watermark, started, full_refresh, len(failing))
+        if reason:
+            log.info("%s %s: reading every record of %s (%s)", self.adm.id, mapping.entity, table, reason)
             return self.king.read_table(table, fields), True
         since = pendulum.instance(watermark.read_until - WATERMARK_OVERLAP).in_timezone(AMSTERDAM)
         frames = [self.king.read_table(table, fields, changed_since=since.date())]
@@ -192,8 +200,12 @@ class MasterDataSync:
         (first sync: an existing Qics record with the same code is matched, never duplicated).
         Steady state needs none: zero Qics reads.
         """
-        new_keys = [str(key) for key in mapped.records.index if known.get(str(key)) is None]
-        if not full_refresh and not new_keys:
+        not_in_qics_yet = [
+            key
+            for key in map(str, mapped.records.index)
+            if known.get(key) is None or known[key].qics_id is None
+        ]
+        if not full_refresh and not not_in_qics_yet:
             return None
         frame = self.qics.read(mapping.qics_entity, filter=mapping.company_filter(self.adm))
         return {
