@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test lint demo sandbox clean
+.PHONY: setup test lint demo sandbox sync-once clean
 
 setup: $(STAMP)  ## create .venv and install runtime + dev requirements and the package
 
@@ -24,6 +24,9 @@ test: setup lint  ## the whole test suite (what CI runs)
 
 demo: setup  ## sandboxes + Airflow standalone with the package's DAGs, UI on localhost:8080
 	$(PY) tools/demo.py
+
+sync-once: setup  ## every DAG of every demo administration twice against fresh sandboxes; prints counts
+	$(PY) tools/sync_once.py
 
 sandbox: setup  ## only the two sandboxes, demo fixture, default ports
 	$(PY) -m sandbox serve

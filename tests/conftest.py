@@ -88,6 +88,9 @@ class Sandboxes:
 @pytest.fixture(scope="session")
 def sandboxes():
     king_port, qics_port = free_port(), free_port()
+    # Output goes to a file, never a pipe nobody reads (a full pipe would block the emulators).
+    log_path = Path(tempfile.mkdtemp(prefix="kqs-sandbox-")) / "sandbox.log"
+    log_file = open(log_path, "w")  # noqa: SIM115 - open for the whole session
     process = subprocess.Popen(
         [
             sys.executable,
@@ -100,9 +103,8 @@ def sandboxes():
             str(qics_port),
         ],
         cwd=ROOT,
-        stdout=subprocess.PIPE,
+        stdout=log_file,
         stderr=subprocess.STDOUT,
-        text=True,
     )
     handle = Sandboxes(king_port, qics_port, process)
     deadline = time.monotonic() + 60
@@ -113,7 +115,7 @@ def sandboxes():
             break
         except requests.RequestException:
             if process.poll() is not None or time.monotonic() > deadline:
-                output = process.stdout.read() if process.stdout else ""
+                output = log_path.read_text()
                 process.kill()
                 raise RuntimeError(f"sandbox did not start:\n{output}") from None
             time.sleep(0.1)
@@ -123,6 +125,7 @@ def sandboxes():
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         process.kill()
+    log_file.close()
 
 
 @pytest.fixture

@@ -47,7 +47,8 @@ def airflow_env(home: Path, **overrides: str) -> dict[str, str]:
 
 
 def sandbox_connections(king_url: str, qics_url: str) -> dict[str, dict]:
-    """Airflow connections of the demo administrations, pointing at the sandboxes."""
+    """Airflow connections of the demo, pointing at the sandboxes: one King connection per
+    administration (its environment code) and one Qics connection for the Qics environment."""
     connections = {}
     for adm in universe.ADMINISTRATIONS:
         connections[f"king_{adm['id']}"] = {
@@ -58,19 +59,18 @@ def sandbox_connections(king_url: str, qics_url: str) -> dict[str, dict]:
                 {"partner_key": universe.KING_TEST_PARTNER_KEY, "environment_code": adm["environment_code"]}
             ),
         }
-        connections[f"qics_{adm['id']}"] = {
-            "conn_type": "qics_milestones",
-            "description": f"QicsMilestones sandbox, company {adm['qics_company_id']}",
-            "host": qics_url,
-            "extra": json.dumps(
-                {
-                    "client_id": universe.QICS_CLIENT_ID,
-                    "client_secret": universe.QICS_CLIENT_SECRET,
-                    "refresh_token": universe.QICS_INITIAL_REFRESH_TOKEN,
-                    "company_id": adm["qics_company_id"],
-                }
-            ),
-        }
+    connections["qics_sandbox"] = {
+        "conn_type": "qics_milestones",
+        "description": "QicsMilestones sandbox (all demo companies)",
+        "host": qics_url,
+        "extra": json.dumps(
+            {
+                "client_id": universe.QICS_CLIENT_ID,
+                "client_secret": universe.QICS_CLIENT_SECRET,
+                "refresh_token": universe.QICS_INITIAL_REFRESH_TOKEN,
+            }
+        ),
+    }
     return connections
 
 

@@ -121,15 +121,122 @@ everything (initial load, repair), or `dry_run` to see what would change without
     return dag
 
 
-def _sync_master_data(config_path: str, administration_id: str, entity: str, **context) -> dict:
+def _sync_master_data(
+    config_path: str, administration_id: str, entity: str, pending_only: bool = False, **context
+) -> dict:
     from king_qics.tasks import sync_master_data
 
-    return sync_master_data(config_path, administration_id, entity, context)
+    return sync_master_data(config_path, administration_id, entity, context, pending_only=pending_only)
+
+
+def build_projects_employees_dag(adm, config_path: str) -> DAG:
+    schedule = adm.schedule
+    interval = adm.projects_employees_interval_minutes
+    dag = DAG(
+        dag_id=f"king_qics__{adm.id}__projects_employees",
+        description=f"King -> Qics employees and projects of {adm.name}",
+        schedule=MultipleCronTriggerTimetable(
+            *window_crons(schedule.start, schedule.end, interval), timezone=TIMEZONE
+        ),
+        start_date=None,
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args(pool_name(adm, "qics")),
+        params=_params(),
+        tags=["king-qics-sync", f"administration:{adm.id}", "direction:king->qics", "projects-employees"],
+        doc_md=f"""
+### King -> Qics employees and projects: {adm.name}
+
+Every {interval} minutes from {schedule.start} to {schedule.end} (Europe/Amsterdam): less often than
+the other master data, because they change less often and to limit API calls. Reads King Finance
+(connection `{adm.king_conn_id}`) and writes new and changed records to QicsMilestones company
+{adm.qics_company_id} (connection `{adm.qics_conn_id}`):
+
+- `employees`: King MEDEWERKER -> Qics EmployeeCompany;
+- `projects`: King {adm.projects_table} (cost units) -> Qics Project, after the employees (a
+  project's manager is an employee, its customer a debtor synced by the master-data DAG);
+- `customer_managers`: customers synced before their manager (DEB.MEDEWDEC) existed in Qics get
+  the link right after the employees are in.
+
+Only records whose mapped fields changed are written; deletions are never propagated. Counts,
+failures, `full_refresh` and `dry_run` work as in the master-data DAG.
+""",
+    )
+    with dag:
+        employees = task(task_id="employees")(_sync_master_data)(
+            config_path=config_path, administration_id=adm.id, entity="employees"
+        )
+        projects = task(task_id="projects")(_sync_master_data)(
+            config_path=config_path, administration_id=adm.id, entity="projects"
+        )
+        managers = task(task_id="customer_managers")(_sync_master_data)(
+            config_path=config_path, administration_id=adm.id, entity="customers", pending_only=True
+        )
+        employees >> [projects, managers]
+    return dag
+
+
+def build_invoice_export_dag(adm, config_path: str) -> DAG:
+    schedule = adm.schedule
+    dag = DAG(
+        dag_id=f"king_qics__{adm.id}__invoice_export",
+        description=f"Qics -> King invoice export of {adm.name}",
+        schedule=MultipleCronTriggerTimetable(
+            *window_crons(schedule.start, schedule.end, schedule.interval_minutes), timezone=TIMEZONE
+        ),
+        start_date=None,
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args(pool_name(adm, "king")),
+        params=_params(),
+        tags=["king-qics-sync", f"administration:{adm.id}", "direction:qics->king", "invoice-export"],
+        doc_md=f"""
+### Qics -> King invoice export: {adm.name}
+
+Every {schedule.interval_minutes} minutes from {schedule.start} to {schedule.end} (Europe/Amsterdam),
+books each processed QicsMilestones invoice of company {adm.qics_company_id} dated on or after
+{adm.book_invoices_from} as exactly one sales booking in King journal {adm.sales_journal} (connection
+`{adm.king_conn_id}`), with its PDF (missing PDF: `{adm.missing_pdf}`), and marks it exported in Qics
+(an EntityState carrying the King booking key). Fully written-off invoices are skipped.
+
+- `select`: reads the processed invoices and records new ones in the export ledger;
+- `export`: works every open invoice through selected -> booking_sent -> booked -> pdf_attached ->
+  marked; an invoice whose booking outcome is unknown is looked up in King before anything is
+  posted again. It fails at the end with a table of invoice number + reason (also written to Qics
+  as an EntityState error); every following run retries them, clearing it retries only those;
+- `report`: the run's counts and the ledger's backlog (failing and waiting invoices).
+
+`dry_run`: builds and logs the bookings, posts nothing, leaves the ledger as it is.
+See docs/invoice_export.md.
+""",
+    )
+    with dag:
+        select = task(task_id="select")(_invoice_step)(
+            config_path=config_path, administration_id=adm.id, step="select"
+        )
+        export = task(task_id="export")(_invoice_step)(
+            config_path=config_path, administration_id=adm.id, step="export"
+        )
+        report = task(task_id="report", trigger_rule="all_done")(_invoice_step)(
+            config_path=config_path, administration_id=adm.id, step="report"
+        )
+        select >> export >> report
+    return dag
+
+
+def _invoice_step(config_path: str, administration_id: str, step: str, **context) -> dict:
+    from king_qics.tasks import export_invoices
+
+    return export_invoices(config_path, administration_id, step, context)
 
 
 def build_dags(adm, config_path: str) -> list[DAG]:
     """All DAGs of one administration."""
-    return [build_master_data_dag(adm, config_path)]
+    return [
+        build_master_data_dag(adm, config_path),
+        build_projects_employees_dag(adm, config_path),
+        build_invoice_export_dag(adm, config_path),
+    ]
 
 
 class ConfigurationError(ValueError):

@@ -58,6 +58,9 @@ class _Spec(BaseModel):
 class LookupSpec(_Spec):
     entity: str  # the synced entity whose Qics ids are looked up (vat_codes, customers, ...)
     from_: str = Field(alias="from")  # the King field holding that entity's King key
+    # optional: a code not synced yet leaves the link empty and the record *pending* (synced, and
+    # re-checked by every run until the link resolves) instead of failing the record.
+    optional: bool = False
 
 
 class JoinSpec(_Spec):
@@ -178,6 +181,8 @@ class FieldSpec(ValueSpec):
 class MappingResult:
     records: pd.DataFrame  # index: King key (text); columns: Qics fields; JSON-ready values
     errors: dict[str, str] = field(default_factory=dict)  # King key -> reason
+    # King key -> what an optional lookup still waits for (the record itself is mapped)
+    pending: dict[str, str] = field(default_factory=dict)
 
     def payloads(self) -> dict[str, dict[str, Any]]:
         """King key -> Qics record (dict), for callers that want plain dicts."""
@@ -305,7 +310,12 @@ class EntityMapping(_Spec):
         )
         columns: dict[str, pd.Series] = {}
         field_errors: dict[str, pd.Series] = {}
+        field_pending: dict[str, pd.Series] = {}
         for name, spec in self.fields.items():
+            if spec.lookup is not None and spec.lookup.optional:
+                values, field_pending[name] = _lookup(spec.lookup, ctx)
+                columns[name] = values
+                continue
             values, problems = _evaluate(spec, ctx)
             if spec.required:
                 empty = tf.missing(values)
@@ -333,7 +343,16 @@ class EntityMapping(_Spec):
                 ]
                 errors[str(keys.iloc[position])] = "; ".join(reasons)
             records = records[~failed.to_numpy()]
-        return MappingResult(records=records, errors=errors)
+        pending: dict[str, str] = {}
+        for name, notes in field_pending.items():
+            if notes is None:
+                continue
+            notes = notes[notes.notna()]
+            for position, note in notes.items():
+                key = str(keys.iloc[position])
+                if key not in errors:
+                    pending[key] = "; ".join(filter(None, (pending.get(key), f"{name}: {note}")))
+        return MappingResult(records=records, errors=errors, pending=pending)
 
 
 def _walk(mapping: EntityMapping, pick) -> list:
@@ -348,6 +367,18 @@ def _walk(mapping: EntityMapping, pick) -> list:
     return found
 
 
+def _lookup(lookup: LookupSpec, ctx: tf.Context) -> tf.Result:
+    """The Qics ids of the King codes in ``lookup.from_``, and a note for each unresolved code."""
+    codes = tf.key_text(ctx.frame[lookup.from_])
+    ids = codes.map(ctx.lookups[lookup.entity]).astype("Int64")
+    unresolved = codes.notna() & ids.isna()
+    notes = tf._errors_where(
+        unresolved,
+        f"King {lookup.from_} " + codes.astype(str) + f" is not synced to Qics ({lookup.entity}) (yet)",
+    )
+    return tf.finalize(ids), notes
+
+
 def _evaluate(spec: ValueSpec, ctx: tf.Context) -> tf.Result:
     index = ctx.frame.index
     errors: pd.Series | None = None
@@ -358,16 +389,7 @@ def _evaluate(spec: ValueSpec, ctx: tf.Context) -> tf.Result:
     elif spec.from_config is not None:
         values = pd.Series([ctx.config(spec.from_config)] * len(index), index=index, dtype=object)
     elif spec.lookup is not None:
-        codes = tf.key_text(ctx.frame[spec.lookup.from_])
-        ids = codes.map(ctx.lookups[spec.lookup.entity]).astype("Int64")
-        unresolved = codes.notna() & ids.isna()
-        errors = tf._errors_where(
-            unresolved,
-            f"King {spec.lookup.from_} "
-            + codes.astype(str)
-            + f" is not synced to Qics ({spec.lookup.entity}) (yet)",
-        )
-        values = tf.finalize(ids)
+        values, errors = _lookup(spec.lookup, ctx)
     elif spec.join is not None:
         join = spec.join
         other = ctx.extra_tables[join.table]

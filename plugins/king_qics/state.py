@@ -11,7 +11,11 @@ Tables are created on first use (``StateStore.create_schema``); each concern has
   written to Qics, its Qics id, when, and the current error (the failing list) with attempts;
 - ``watermarks``: per administration and King table: up to when changes were read, and when the
   last full read was;
-- ``run_reports``: one row per entity sync run with its counts.
+- ``run_reports``: one row per entity sync run with its counts;
+- ``invoice_exports``: the export ledger, one row per administration and Qics invoice, with its
+  recovery point (selected -> booking_sent -> booked -> pdf_attached -> marked, or skipped), the
+  run that owns it while it is worked on, King's booking key, and the current error
+  (see ``InvoiceLedger`` and docs/invoice_export.md).
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ synced_records = sa.Table(
     sa.Column("record_json", sa.Text, nullable=True),  # that record, for diffs and reconciliation
     sa.Column("synced_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("last_error", sa.Text, nullable=True),  # set while the record is failing
+    sa.Column("pending", sa.Text, nullable=True),  # synced, but an optional link waits (re-checked)
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("first_failed_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("last_failed_at", sa.DateTime(timezone=True), nullable=True),
@@ -82,6 +87,7 @@ run_reports = sa.Table(
     sa.Column("changed", sa.Integer, nullable=False),
     sa.Column("unchanged", sa.Integer, nullable=False),
     sa.Column("failed", sa.Integer, nullable=False),
+    sa.Column("pending", sa.Integer, nullable=False, default=0),
 )
 
 locks = sa.Table(
@@ -224,12 +230,24 @@ class SyncedRecords:
             ).all()
         return {row.king_key: row.last_error for row in rows}
 
-    def saved(self, king_key: str, qics_id: int, record_hash: str, record_json: str) -> None:
+    def pending(self) -> dict[str, str]:
+        """Synced records whose optional links still wait: King key -> what they wait for."""
+        t = synced_records.c
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(t.king_key, t.pending).where(self._where() & t.pending.is_not(None))
+            ).all()
+        return {row.king_key: row.pending for row in rows}
+
+    def saved(
+        self, king_key: str, qics_id: int, record_hash: str, record_json: str, pending: str | None = None
+    ) -> None:
         now = utcnow()
         values = {
             "qics_id": qics_id,
             "record_hash": record_hash,
             "record_json": record_json,
+            "pending": pending,
             "synced_at": now,
             "last_error": None,
             "attempts": 0,
@@ -313,3 +331,205 @@ def save_oauth_token(
         "updated_at": utcnow(),
     }
     _upsert(conn, oauth_tokens, {"conn_id": conn_id, **values}, values)
+
+
+# -- invoice_exports (owned by king_qics.sync.invoices) -------------------------------------------
+
+invoice_exports = sa.Table(
+    "invoice_exports",
+    metadata,
+    sa.Column("administration", sa.String(64), primary_key=True),
+    sa.Column("invoice_id", sa.BigInteger, primary_key=True, autoincrement=False),  # InvoiceHeaderId
+    sa.Column("invoice_number", sa.String(64), nullable=True),
+    sa.Column("invoice_date", sa.Date, nullable=True),
+    # selected | booking_sent | booked | pdf_attached | marked | skipped (see InvoiceLedger)
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("invoice_json", sa.Text, nullable=True),  # the Qics invoice (+ lines, customer code)
+    sa.Column("booking_json", sa.Text, nullable=True),  # the BOE rows as last sent to King
+    sa.Column("booking_key", sa.String(64), nullable=True),  # King DAGB;JR;PN;RG
+    sa.Column("with_pdf", sa.Boolean, nullable=True),  # the booking carries the invoice PDF
+    sa.Column("found_by_lookup", sa.Boolean, nullable=False, default=False),
+    sa.Column("owner", sa.String(64), nullable=True),  # claim token of the run working on it
+    sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),  # last CreateJournaalpost
+    sa.Column("post_attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("booked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("marked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("note", sa.Text, nullable=True),  # why it waits (pending) or why it was skipped
+    sa.Column("last_error", sa.Text, nullable=True),  # set while the invoice is failing
+    sa.Column("reported_error", sa.Text, nullable=True),  # the error last written to Qics (EntityState)
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("first_failed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_failed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+sa.Index("ix_invoice_exports_state", invoice_exports.c.administration, invoice_exports.c.state)
+
+EXPORT_OPEN_STATES = ("selected", "booking_sent", "booked", "pdf_attached")
+EXPORT_DONE_STATES = ("marked", "skipped")
+
+
+class InvoiceLedger:
+    """The export ledger of one administration: the exactly-once bookkeeping of invoice exports.
+
+    Every method is its own short transaction. Claims and state moves are conditional updates
+    (``... WHERE owner = :token AND state = :expected``), so two runs can never both move one
+    invoice; a method returns False when the row was not in the expected state or not ours.
+    """
+
+    def __init__(self, store: StateStore, administration: str):
+        self.store, self.administration = store, administration
+
+    def _key(self, invoice_id: int):
+        t = invoice_exports.c
+        return (t.administration == self.administration) & (t.invoice_id == int(invoice_id))
+
+    def get(self, invoice_id: int) -> sa.Row | None:
+        with self.store.engine.connect() as conn:
+            return conn.execute(sa.select(invoice_exports).where(self._key(invoice_id))).first()
+
+    def rows(self, states: tuple[str, ...] | None = None) -> list[sa.Row]:
+        t = invoice_exports.c
+        where = t.administration == self.administration
+        if states:
+            where = where & t.state.in_(states)
+        with self.store.engine.connect() as conn:
+            return conn.execute(sa.select(invoice_exports).where(where).order_by(t.invoice_id)).all()
+
+    def states(self) -> dict[int, str]:
+        t = invoice_exports.c
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(t.invoice_id, t.state).where(t.administration == self.administration)
+            ).all()
+        return {int(row.invoice_id): row.state for row in rows}
+
+    def select(self, invoice_id: int, number: str | None, day, invoice_json: str) -> None:
+        """Record a candidate invoice (new row in ``selected``); refresh the snapshot of a row that
+        was not yet sent to King. Rows past ``selected`` are never touched here."""
+        now = utcnow()
+        t = invoice_exports
+        values = {
+            "administration": self.administration,
+            "invoice_id": int(invoice_id),
+            "invoice_number": number,
+            "invoice_date": day,
+            "state": "selected",
+            "invoice_json": invoice_json,
+            "found_by_lookup": False,
+            "post_attempts": 0,
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        with self.store.transaction() as conn:
+            if conn.dialect.name == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert
+            statement = insert(t).values(**values)
+            statement = statement.on_conflict_do_update(
+                index_elements=[t.c.administration, t.c.invoice_id],
+                set_={"invoice_json": invoice_json, "invoice_number": number, "invoice_date": day},
+                where=t.c.state == "selected",
+            )
+            conn.execute(statement)
+
+    def skip(self, invoice_id: int, number: str | None, day, reason: str) -> None:
+        """Record an invoice that never gets a booking (e.g. fully written off)."""
+        now = utcnow()
+        t = invoice_exports
+        values = {
+            "administration": self.administration,
+            "invoice_id": int(invoice_id),
+            "invoice_number": number,
+            "invoice_date": day,
+            "state": "skipped",
+            "note": reason,
+            "found_by_lookup": False,
+            "post_attempts": 0,
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        with self.store.transaction() as conn:
+            if conn.dialect.name == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert
+            statement = insert(t).values(**values)
+            statement = statement.on_conflict_do_update(
+                index_elements=[t.c.administration, t.c.invoice_id],
+                set_={"state": "skipped", "note": reason, "last_error": None, "updated_at": now},
+                where=t.c.state == "selected",  # never un-book anything
+            )
+            conn.execute(statement)
+
+    def claim(self, invoice_id: int, token: str, lease_seconds: float) -> bool:
+        """Take an open invoice for this run (atomic). A claim left by a crashed run expires after
+        ``lease_seconds``; a live run renews its claim with every state move."""
+        now = utcnow()
+        t = invoice_exports.c
+        stale = datetime.fromtimestamp(now.timestamp() - lease_seconds, UTC)
+        with self.store.transaction() as conn:
+            result = conn.execute(
+                sa.update(invoice_exports)
+                .where(
+                    self._key(invoice_id)
+                    & t.state.in_(EXPORT_OPEN_STATES)
+                    & (t.owner.is_(None) | (t.owner == token) | (t.claimed_at < stale))
+                )
+                .values(owner=token, claimed_at=now, updated_at=now)
+            )
+        return result.rowcount == 1
+
+    def release(self, invoice_id: int, token: str) -> None:
+        t = invoice_exports.c
+        with self.store.transaction() as conn:
+            conn.execute(
+                sa.update(invoice_exports)
+                .where(self._key(invoice_id) & (t.owner == token))
+                .values(owner=None, claimed_at=None, updated_at=utcnow())
+            )
+
+    def move(self, invoice_id: int, token: str, expected: tuple[str, ...] | str, **values) -> bool:
+        """Move an invoice we own from one of the ``expected`` states (conditional update)."""
+        expected = (expected,) if isinstance(expected, str) else expected
+        now = utcnow()
+        t = invoice_exports.c
+        with self.store.transaction() as conn:
+            result = conn.execute(
+                sa.update(invoice_exports)
+                .where(self._key(invoice_id) & (t.owner == token) & t.state.in_(expected))
+                .values(claimed_at=now, updated_at=now, **values)
+            )
+        return result.rowcount == 1
+
+    def failed(self, invoice_id: int, token: str, reason: str, **values) -> None:
+        """Record the current error of an invoice we own (its state stays: the recovery point)."""
+        now = utcnow()
+        t = invoice_exports.c
+        with self.store.transaction() as conn:
+            conn.execute(
+                sa.update(invoice_exports)
+                .where(self._key(invoice_id) & (t.owner == token))
+                .values(
+                    last_error=reason,
+                    attempts=t.attempts + 1,
+                    first_failed_at=sa.func.coalesce(t.first_failed_at, now),
+                    last_failed_at=now,
+                    updated_at=now,
+                    **values,
+                )
+            )
+
+    def set(self, invoice_id: int, token: str, **values) -> None:
+        """Update bookkeeping columns (not the state) of an invoice we own."""
+        t = invoice_exports.c
+        with self.store.transaction() as conn:
+            conn.execute(
+                sa.update(invoice_exports)
+                .where(self._key(invoice_id) & (t.owner == token))
+                .values(updated_at=utcnow(), **values)
+            )

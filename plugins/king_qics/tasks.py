@@ -24,7 +24,15 @@ def state_store(config):
     return StateStore.from_settings(getattr(config, "state_store_conn_id", None))
 
 
-def sync_master_data(config_path: str, administration_id: str, entity: str, context: dict) -> dict:
+def publish_counts(context: dict, counts: dict) -> None:
+    """Counts as XCom ``counts``, pushed before a task fails too (the return value is not)."""
+    if context.get("ti") is not None:
+        context["ti"].xcom_push(key="counts", value=counts)
+
+
+def sync_master_data(
+    config_path: str, administration_id: str, entity: str, context: dict, pending_only: bool = False
+) -> dict:
     from airflow.sdk.exceptions import AirflowFailException
 
     from king_qics.hooks.king_finance import KingFinanceHook
@@ -38,10 +46,14 @@ def sync_master_data(config_path: str, administration_id: str, entity: str, cont
         qics = QicsMilestonesHook(adm.qics_conn_id, state_store=store)
         try:
             report = MasterDataSync(adm, king, qics, store, run_id=context.get("run_id")).run(
-                entity, full_refresh=bool(params.get("full_refresh")), dry_run=bool(params.get("dry_run"))
+                entity,
+                full_refresh=bool(params.get("full_refresh")) and not pending_only,
+                dry_run=bool(params.get("dry_run")),
+                pending_only=pending_only,
             )
         finally:
             qics.close()
+    publish_counts(context, report.counts())
     if report.failed:
         raise AirflowFailException(
             f"{report.failed} {entity} record(s) of administration {adm.id} were not synced "
@@ -49,3 +61,72 @@ def sync_master_data(config_path: str, administration_id: str, entity: str, cont
             f"{report.failure_table()}"
         )
     return report.counts()
+
+
+def export_invoices(config_path: str, administration_id: str, step: str, context: dict) -> dict:
+    """One step of the invoice export DAG: ``select``, ``export`` or ``report``."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from king_qics.hooks.king_finance import KingFinanceHook
+    from king_qics.hooks.qics import QicsMilestonesHook
+    from king_qics.sync.invoices import ExportReport, InvoiceExport, failure_table, ledger_summary
+
+    adm, config = administration(config_path, administration_id)
+    params = context.get("params") or {}
+    dry_run = bool(params.get("dry_run"))
+    store = state_store(config)
+    ti = context.get("ti")
+
+    if step == "report":
+        counts = ti.xcom_pull(task_ids="export", key="counts") if ti is not None else None
+        summary = ledger_summary(store, adm.id)
+        log.info("%s invoice export ledger: %s", adm.id, summary["states"])
+        for number, reason in sorted(summary["waiting"].items()):
+            log.info("  waiting %s: %s", number, reason)
+        if counts is None:
+            raise AirflowFailException(
+                f"the export of administration {adm.id} did not finish (see its log); the ledger keeps "
+                f"every step, so the next run (or clearing the export task) resumes where it stopped."
+                + (
+                    f"\nInvoices failing now:\n{failure_table(summary['failing'])}"
+                    if summary["failing"]
+                    else ""
+                )
+            )
+        log.info("%s invoice export run: %s", adm.id, {k: v for k, v in counts.items() if k != "failures"})
+        if counts.get("failed"):
+            raise AirflowFailException(
+                f"{counts['failed']} invoice(s) of administration {adm.id} were not exported:\n"
+                f"{failure_table(counts['failures'])}"
+            )
+        return {"run": counts, "ledger": summary}
+
+    qics = QicsMilestonesHook(adm.qics_conn_id, state_store=store)
+    try:
+        if step == "select":
+            report = ExportReport(adm.id, dry_run=dry_run)
+            snapshots = InvoiceExport(adm, None, qics, store, run_id=context.get("run_id")).select(
+                dry_run=dry_run, report=report
+            )
+            return {
+                "candidates": sorted(int(s["InvoiceHeaderId"]) for s in snapshots),
+                "skipped": report.skipped,
+                "dry_run": dry_run,
+            }
+        selected = ti.xcom_pull(task_ids="select") if ti is not None else None
+        candidates = set(selected["candidates"]) if selected else None
+        with KingFinanceHook(adm.king_conn_id) as king:
+            export = InvoiceExport(adm, king, qics, store, run_id=context.get("run_id"))
+            report = ExportReport(adm.id, dry_run=dry_run, skipped=(selected or {}).get("skipped", 0))
+            report = export.export(dry_run=dry_run, report=report, candidate_ids=candidates)
+    finally:
+        qics.close()
+    counts = report.counts()
+    publish_counts(context, counts)
+    if report.failed:
+        raise AirflowFailException(
+            f"{report.failed} invoice(s) of administration {adm.id} were not exported (the others were). "
+            f"Every following run retries them; clearing this task retries them now.\n"
+            f"{report.failure_table()}"
+        )
+    return counts

@@ -371,7 +371,7 @@ def r_employee_active(ctx: Context) -> Result:
     left = _column(ctx, "DATUITDIENST")
     empty = missing(left)
     parsed = pd.to_datetime(keep(left, ~empty), errors="coerce", format="mixed")
-    gone = parsed.notna() & (parsed.dt.date < ctx.today)
+    gone = parsed.notna() & (parsed < pd.Timestamp(ctx.today))
     bad = ~empty & parsed.isna()
     out = active.where(~gone, False).astype(object)
     date_errors = _errors_where(bad, "DATUITDIENST '" + text(left).astype(str) + "' is not a date")

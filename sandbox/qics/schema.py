@@ -173,11 +173,18 @@ _add(
 )
 _add(
     EntitySet(
+        # The per-company employee record, self-contained like CustomerCompany (V2's Employee was
+        # per company: key ResourceCompanyId, with the names). EmployeeId, the global person, is
+        # assigned by the server when not given (assumption).
         "EmployeeCompany",
         "EmployeeCompanyId",
-        _f("EmployeeCompanyId:id EmployeeId:id CompanyId:id EmployeeNumber IsActive:bool"),
-        required=frozenset({"EmployeeId", "CompanyId", "IsActive"}),
-        foreign_keys={"EmployeeId": "Employee", "CompanyId": "Company"},
+        _f(
+            "EmployeeCompanyId:id EmployeeId:id CompanyId:id EmployeeNumber FirstName MiddleName LastName "
+            "EmailAddress PhoneNumber IsActive:bool"
+        ),
+        required=frozenset({"CompanyId", "FirstName", "LastName", "IsActive"}),
+        foreign_keys={"CompanyId": "Company"},
+        server_ids=frozenset({"EmployeeId"}),
         unique=("EmployeeNumber",),
     )
 )

@@ -111,7 +111,7 @@ class QicsStore:
             self.page_size = int(section.get("page_size", DEFAULT_PAGE_SIZE))
             self.data: dict[str, dict[int, dict]] = {name: {} for name in SETS}
             self.next_id: dict[str, int] = {name: 1 for name in SETS}
-            self.next_global = {"CustomerId": 1, "ItemId": 1}
+            self.next_global = {"CustomerId": 1, "ItemId": 1, "EmployeeId": 1}
             entities = section.get("entities", {})
             unknown = set(entities) - set(SETS)
             if unknown:

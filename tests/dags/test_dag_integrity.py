@@ -89,8 +89,12 @@ def test_no_import_errors_and_no_heavy_imports(parsed):
 
 
 def test_each_administration_has_its_dags(parsed):
-    expected = {f"king_qics__{adm}__master_data" for adm in administration_ids()}
-    assert expected <= set(parsed["dags"])
+    expected = {
+        f"king_qics__{adm}__{kind}"
+        for adm in administration_ids()
+        for kind in ("master_data", "projects_employees", "invoice_export")
+    }
+    assert expected == set(parsed["dags"])
 
 
 def test_conventions(parsed):
@@ -114,6 +118,14 @@ def test_master_data_task_order(parsed):
         assert tasks["customers"]["upstream"] == ["cost_centers", "payment_conditions", "vat_codes"]
         for first in ("vat_codes", "payment_conditions", "cost_centers"):
             assert tasks[first]["upstream"] == []
+
+
+def test_projects_employees_task_order(parsed):
+    for adm in administration_ids():
+        tasks = parsed["dags"][f"king_qics__{adm}__projects_employees"]["tasks"]
+        assert tasks["employees"]["upstream"] == []
+        assert tasks["projects"]["upstream"] == ["employees"]
+        assert tasks["customer_managers"]["upstream"] == ["employees"]
 
 
 def test_broken_entry_is_one_clear_import_error_and_others_still_load(tmp_path):
@@ -165,3 +177,21 @@ def test_master_data_schedule_every_15_minutes_0700_to_2000_across_dst(day):
     for date, slots in by_day.items():
         assert slots == expected, date
     assert len(by_day) == 3  # the Saturday, the DST Sunday and the Monday all run 07:00..20:00 local
+
+
+def test_projects_employees_every_240_minutes_inside_the_window():
+    adm = administration_ids()[0]
+    times = _run_times(
+        f"king_qics__{adm}__projects_employees", pendulum.datetime(2026, 3, 28, tz="Europe/Amsterdam"), 12
+    )
+    slots = [time.strftime("%a %H:%M") for time in times]
+    assert slots == [
+        f"{day} {hour}" for day in ("Sat", "Sun", "Mon") for hour in ("07:00", "11:00", "15:00", "19:00")
+    ]
+
+
+def test_invoice_export_runs_on_the_master_data_schedule():
+    adm = administration_ids()[0]
+    start = pendulum.datetime(2026, 10, 24, tz="Europe/Amsterdam")
+    export = _run_times(f"king_qics__{adm}__invoice_export", start, 60)
+    assert export == _run_times(f"king_qics__{adm}__master_data", start, 60)

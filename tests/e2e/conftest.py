@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,9 @@ def run_dag(dagbag, connections, state_store):
 
     def run(dag_id: str, **conf):
         dag = dagbag.dags[dag_id]
+        for task in dag.tasks:  # retries stay on, but a test must not wait minutes for them
+            task.retry_delay = timedelta(seconds=1)
+            task.max_retry_delay = timedelta(seconds=2)
         # Every param explicitly: dag.test() keeps the previous run's conf in the DAG's params.
         defaults = {name: param.value for name, param in dag.params.items()}
         defaults.update(full_refresh=False, dry_run=False)

@@ -342,7 +342,12 @@ def test_post_and_put_customer(api):
             },
             "CompanyId",
         ),
-        ("EmployeeCompany", {"EmployeeId": 42, "CompanyId": 1, "IsActive": True}, "EmployeeId"),
+        ("EmployeeCompany", {"CompanyId": 1, "FirstName": "Jan", "IsActive": True}, "LastName"),
+        (
+            "EmployeeCompany",
+            {"CompanyId": 99, "FirstName": "Jan", "LastName": "Jansen", "IsActive": True},
+            "CompanyId",
+        ),
         (
             "EntityState",
             {"CompanyId": 1, "EntityId": 1, "EntityType": "Invoice", "DataSource": "King"},
@@ -370,16 +375,19 @@ def test_all_writable_sets_accept_a_valid_record(api):
     employee = api(
         "POST", "/Employee", json={"FirstName": "Jan", "LastName": "Jansen", "IsActive": True}
     ).json()
+    assert employee["EmployeeId"]
     ec = api(
         "POST",
         "/EmployeeCompany",
         json={
-            "EmployeeId": employee["EmployeeId"],
             "CompanyId": 1,
             "EmployeeNumber": "JJANSEN",
+            "FirstName": "Jan",
+            "LastName": "Jansen",
             "IsActive": True,
         },
     ).json()
+    assert ec["EmployeeId"]  # the global person, assigned by the server
     pc = api(
         "POST",
         "/PaymentCondition",

@@ -42,7 +42,7 @@ def test_shipped_file_has_the_two_demo_administrations():
         assert adm.qics_company_id == demo["qics_company_id"]
         assert adm.sales_journal == demo["sales_journal"]
         assert adm.book_invoices_from == date(2026, 10, 1)
-        assert adm.king_conn_id == f"king_{adm.id}" and adm.qics_conn_id == f"qics_{adm.id}"
+        assert adm.king_conn_id == f"king_{adm.id}" and adm.qics_conn_id == "qics_sandbox"
         assert adm.enabled
 
 

@@ -437,11 +437,19 @@ def test_missing_lookup_fails_only_that_record_naming_field_and_code():
         == "PaymentConditionId: King BETCOND 9 is not synced to Qics (payment_conditions) (yet)"
     )
     assert "CostCenterId: King KPL 999 is not synced" in result.errors["2"]
-    assert (
-        "ManagerEmployeeCompanyId: King MEDEWDEC NIEMAND is not synced to Qics (employees) (yet)"
-        in result.errors["2"]
-    )
+    assert "ManagerEmployeeCompanyId" not in result.errors["2"]  # optional: never a failure
     assert result.records.loc["4", "CostCenterId"] is None  # empty code: no link, no error
+    assert result.pending == {}  # 2 failed for its cost center; a failed record is not pending
+
+
+def test_optional_lookup_leaves_the_link_empty_and_the_record_pending():
+    frame = pd.concat([debtors(NR=1, MEDEWDEC="NIEMAND"), debtors(NR=2)])
+    result = load_mapping("customers").apply(frame, administration=ADM, lookups=LOOKUPS)
+    assert list(result.records.index) == ["1", "2"] and result.errors == {}
+    assert result.records.loc["1", "ManagerEmployeeCompanyId"] is None
+    assert result.pending == {
+        "1": "ManagerEmployeeCompanyId: King MEDEWDEC NIEMAND is not synced to Qics (employees) (yet)"
+    }
 
 
 def test_lookups_must_be_passed():

@@ -50,6 +50,7 @@ class EntityReport:
     changed: int = 0
     unchanged: int = 0
     failed: int = 0
+    pending: int = 0  # synced, but an optional link still waits (e.g. a customer's manager)
     failures: dict[str, str] = field(default_factory=dict)
 
     def counts(self) -> dict[str, Any]:
@@ -60,6 +61,7 @@ class EntityReport:
             "changed": self.changed,
             "unchanged": self.unchanged,
             "failed": self.failed,
+            "pending": self.pending,
             "full_read": self.full_read,
             "dry_run": self.dry_run,
         }
@@ -120,7 +122,11 @@ class MasterDataSync:
 
     # -- the flow ------------------------------------------------------------------------------
 
-    def run(self, entity: str, *, full_refresh: bool = False, dry_run: bool = False) -> EntityReport:
+    def run(
+        self, entity: str, *, full_refresh: bool = False, dry_run: bool = False, pending_only: bool = False
+    ) -> EntityReport:
+        """Sync one entity. ``pending_only``: only the records whose optional links wait (used right
+        after the entity they wait for was synced); no watermark moves."""
         from king_qics.mapping import load_mapping
 
         started = utcnow()
@@ -129,8 +135,11 @@ class MasterDataSync:
         report = EntityReport(self.adm.id, entity, dry_run=dry_run)
 
         known = records.all()
-        failing = {key for key, row in known.items() if row.last_error}
-        king_df, report.full_read = self._extract(mapping, failing, full_refresh, started)
+        retry = {key for key, row in known.items() if row.pending or (row.last_error and not pending_only)}
+        if pending_only:
+            king_df = self._read_keys(mapping, retry)
+        else:
+            king_df, report.full_read = self._extract(mapping, retry, full_refresh, started)
         report.read = len(king_df)
 
         lookups = {name: SyncedRecords(self.store, self.adm.id, name).qics_ids() for name in mapping.lookups}
@@ -145,12 +154,24 @@ class MasterDataSync:
         for key, row in mapped.records.iterrows():
             key = str(key)
             payload = {name: _json_ready(value) for name, value in row.items()}
+            pending = mapped.pending.get(key)
+            report.pending += pending is not None
             self._sync_one(
-                mapping, records, report, key, payload, known.get(key), qics_now, full_refresh, dry_run
+                mapping,
+                records,
+                report,
+                key,
+                payload,
+                pending,
+                known.get(key),
+                qics_now,
+                full_refresh,
+                dry_run,
             )
 
         if not dry_run:
-            self.watermarks.advance(mapping.king_table_for(self.adm), started, report.full_read)
+            if not pending_only:
+                self.watermarks.advance(mapping.king_table_for(self.adm), started, report.full_read)
             add_run_report(
                 self.store,
                 administration=self.adm.id,
@@ -161,7 +182,7 @@ class MasterDataSync:
                 **{k: v for k, v in report.counts().items() if k != "entity"},
             )
         log.info(
-            "%s %s: read %d, new %d, changed %d, unchanged %d, failed %d%s%s",
+            "%s %s: read %d, new %d, changed %d, unchanged %d, failed %d, pending %d%s%s",
             self.adm.id,
             entity,
             report.read,
@@ -169,29 +190,37 @@ class MasterDataSync:
             report.changed,
             report.unchanged,
             report.failed,
+            report.pending,
             " (full read)" if report.full_read else "",
             " (dry run: nothing written)" if dry_run else "",
         )
         return report
 
-    def _extract(self, mapping, failing: set[str], full_refresh: bool, started: datetime):
+    def _extract(self, mapping, retry: set[str], full_refresh: bool, started: datetime):
+        """The King records to look at: changed since the watermark plus the ones to retry, or all."""
         import pandas as pd
 
         table, fields, key_field = mapping.king_table_for(self.adm), mapping.king_fields, mapping.king_key
         watermark = self.watermarks.get(table)
-        reason = full_read_reason(watermark, started, full_refresh, len(failing))
+        reason = full_read_reason(watermark, started, full_refresh, len(retry))
         if reason:
             log.info("%s %s: reading every record of %s (%s)", self.adm.id, mapping.entity, table, reason)
             return self.king.read_table(table, fields), True
         since = pendulum.instance(watermark.read_until - WATERMARK_OVERLAP).in_timezone(AMSTERDAM)
-        frames = [self.king.read_table(table, fields, changed_since=since.date())]
-        already = set(frames[0][key_field].astype(str)) if len(frames[0]) else set()
-        for key in sorted(failing - already):
-            frames.append(self.king.read_table(table, fields, where=[(key_field, "=", key)]))
+        changed = self.king.read_table(table, fields, changed_since=since.date())
+        already = set(changed[key_field].astype(str)) if len(changed) else set()
+        again = self._read_keys(mapping, retry - already)
+        frames = [frame for frame in (changed, again) if len(frame)]
+        return (pd.concat(frames, ignore_index=True) if frames else changed), False
+
+    def _read_keys(self, mapping, keys: set[str]):
+        """Re-read records by key, even when King's change date did not move (failing/pending ones)."""
+        import pandas as pd
+
+        table, fields, key_field = mapping.king_table_for(self.adm), mapping.king_fields, mapping.king_key
+        frames = [self.king.read_table(table, fields, where=[(key_field, "=", key)]) for key in sorted(keys)]
         frames = [frame for frame in frames if len(frame)]
-        if not frames:
-            return frames_or_empty(self.king, table, fields), False
-        return pd.concat(frames, ignore_index=True), False
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(fields))
 
     def _qics_records(self, mapping, mapped, known, full_refresh: bool) -> dict[str, dict] | None:
         """Qics's current records keyed by King key, when they are needed.
@@ -214,7 +243,9 @@ class MasterDataSync:
             if mapping.king_key_of(record) is not None
         }
 
-    def _sync_one(self, mapping, records, report, key, payload, stored, qics_now, full_refresh, dry_run):
+    def _sync_one(
+        self, mapping, records, report, key, payload, pending, stored, qics_now, full_refresh, dry_run
+    ):
         from king_qics.mapping import record_hash
 
         digest = record_hash(payload)
@@ -236,8 +267,13 @@ class MasterDataSync:
 
         if action == "unchanged":
             report.unchanged += 1
-            if not dry_run and (stored is None or stored.record_hash != digest or stored.last_error):
-                records.saved(key, qics_id, digest, json.dumps(canonical_record(payload)))
+            bookkeeping = stored is None or (stored.record_hash, stored.last_error, stored.pending) != (
+                digest,
+                None,
+                pending,
+            )
+            if not dry_run and bookkeeping:
+                records.saved(key, qics_id, digest, json.dumps(canonical_record(payload)), pending)
             return
         if dry_run:
             before = current if current is not None else _stored_values(stored)
@@ -270,7 +306,7 @@ class MasterDataSync:
         except RecordValidationError as exc:
             self._fail(report, records, key, f"Qics rejected {mapping.qics_entity}: {exc.message}", dry_run)
             return
-        records.saved(key, qics_id, digest, json.dumps(canonical_record(payload)))
+        records.saved(key, qics_id, digest, json.dumps(canonical_record(payload)), pending)
         setattr(report, action, getattr(report, action) + 1)
 
     def _fail(self, report, records, key, reason, dry_run) -> None:
@@ -278,12 +314,6 @@ class MasterDataSync:
         report.failures[key] = reason
         if not dry_run:
             records.failed(key, reason)
-
-
-def frames_or_empty(king, table, fields):
-    import pandas as pd
-
-    return pd.DataFrame(columns=list(fields))
 
 
 def _row_dict(row) -> dict:
