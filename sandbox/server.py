@@ -58,3 +58,64 @@ async def serve(king_app, qics_app, king_port: int, qics_port: int, log_level: s
         flush=True,
     )
     await asyncio.gather(*tasks)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_process(king_port: int, qics_port: int, *, output=None, timeout: float = 60):
+    """``python -m sandbox serve`` as a child process, returned once both ports answer.
+
+    ``output``: a file for the sandboxes' own log (never a pipe nobody reads: a full pipe would
+    block the emulators); default: inherit.
+    """
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sandbox",
+            "serve",
+            "--king-port",
+            str(king_port),
+            "--qics-port",
+            str(qics_port),
+        ],
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=output,
+        stderr=subprocess.STDOUT if output is not None else None,
+    )
+    deadline = time.monotonic() + timeout
+    for port in (king_port, qics_port):
+        while True:
+            try:
+                requests.get(f"http://127.0.0.1:{port}/_sandbox/calls", timeout=2)
+                break
+            except requests.RequestException:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    process.kill()
+                    raise RuntimeError(
+                        f"the sandboxes did not start on ports {king_port}/{qics_port}"
+                    ) from None
+                time.sleep(0.1)
+    return process
+
+
+def stop_process(process) -> None:
+    import subprocess
+
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()

@@ -7,17 +7,16 @@ so every test starts from the same known state and talks to them over real HTTP.
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 import requests
+
+from sandbox.server import free_port, start_process, stop_process
+from tests.demo_data import load_fixture, qics_only_fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="kqs-airflow-home-")
@@ -28,20 +27,6 @@ os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(ROOT / "plugins"))
 os.environ.setdefault(
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{os.environ['AIRFLOW_HOME']}/airflow.db"
 )
-
-DEMO_FIXTURE = ROOT / "sandbox" / "fixtures" / "demo.json"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def load_fixture(path: Path = DEMO_FIXTURE) -> dict:
-    fixture = json.loads(path.read_text(encoding="utf-8"))
-    fixture["_base_dir"] = str(path.resolve().parent)
-    return fixture
 
 
 class Sandboxes:
@@ -88,44 +73,21 @@ class Sandboxes:
 @pytest.fixture(scope="session")
 def sandboxes():
     king_port, qics_port = free_port(), free_port()
-    # Output goes to a file, never a pipe nobody reads (a full pipe would block the emulators).
     log_path = Path(tempfile.mkdtemp(prefix="kqs-sandbox-")) / "sandbox.log"
-    log_file = open(log_path, "w")  # noqa: SIM115 - open for the whole session
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sandbox",
-            "serve",
-            "--king-port",
-            str(king_port),
-            "--qics-port",
-            str(qics_port),
-        ],
-        cwd=ROOT,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-    )
-    handle = Sandboxes(king_port, qics_port, process)
-    deadline = time.monotonic() + 60
-    while True:
+    with open(log_path, "w") as log_file:
         try:
-            handle.calls("king")
-            handle.calls("qics")
-            break
-        except requests.RequestException:
-            if process.poll() is not None or time.monotonic() > deadline:
-                output = log_path.read_text()
-                process.kill()
-                raise RuntimeError(f"sandbox did not start:\n{output}") from None
-            time.sleep(0.1)
-    yield handle
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log_file.close()
+            process = start_process(king_port, qics_port, output=log_file)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}:\n{log_path.read_text()}") from None
+        yield Sandboxes(king_port, qics_port, process)
+        stop_process(process)
+
+
+@pytest.fixture
+def qics_sandbox(sandboxes):
+    """The sandboxes with only the Qics demo data loaded (King empty) and every fault off."""
+    sandboxes.load(qics_only_fixture())
+    return sandboxes
 
 
 @pytest.fixture

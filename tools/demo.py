@@ -12,16 +12,13 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from pathlib import Path
-
-import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
 from sandbox import universe  # noqa: E402
-from sandbox.server import DEFAULT_KING_PORT, DEFAULT_QICS_PORT  # noqa: E402
+from sandbox.server import DEFAULT_KING_PORT, DEFAULT_QICS_PORT, start_process, stop_process  # noqa: E402
 
 AIRFLOW_PORT = 8080
 
@@ -40,6 +37,8 @@ def airflow_env(home: Path, **overrides: str) -> dict[str, str]:
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
             "AIRFLOW__API__PORT": str(AIRFLOW_PORT),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+            # standalone starts its components as `airflow ...`: the venv's own
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }
     )
     env.update(overrides)
@@ -98,25 +97,12 @@ def prepare_airflow_home(home: Path, king_url: str, qics_url: str) -> dict[str, 
     return env
 
 
-def wait_for(url: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url, timeout=2)
-            return
-        except requests.RequestException:
-            time.sleep(0.2)
-    raise SystemExit(f"{url} did not answer within {seconds:.0f} s")
-
-
 def main() -> None:
     home = ROOT / "airflow_home"
     king_base = f"http://127.0.0.1:{DEFAULT_KING_PORT}"
     qics_base = f"http://127.0.0.1:{DEFAULT_QICS_PORT}"
-    sandbox = subprocess.Popen([sys.executable, "-m", "sandbox", "serve"], cwd=ROOT)
+    sandbox = start_process(DEFAULT_KING_PORT, DEFAULT_QICS_PORT)
     try:
-        wait_for(f"{king_base}/_sandbox/calls")
-        wait_for(f"{qics_base}/_sandbox/calls")
         env = prepare_airflow_home(home, f"{king_base}/v1/ws1_xml.asmx", qics_base)
         passwords = home / "passwords.json"
         if not passwords.exists():
@@ -133,8 +119,7 @@ def main() -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        sandbox.terminate()
-        sandbox.wait(timeout=10)
+        stop_process(sandbox)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,17 +19,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins"), str(ROOT / "tools")]
 
-from demo import prepare_airflow_home, wait_for  # noqa: E402
+from demo import prepare_airflow_home  # noqa: E402
+
+from sandbox.server import free_port, start_process, stop_process  # noqa: E402
 
 FIXTURE = ROOT / "sandbox" / "fixtures" / "demo.json"
 DAG_KINDS = ("master_data", "projects_employees", "invoice_export")
 WRITE_COUNTS = ("new", "changed", "booked", "marked")  # counts that mean something was written
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run_results(dag_id: str) -> tuple[str, dict[str, str], dict[str, dict]]:
@@ -61,22 +56,8 @@ def main() -> int:
     }
     home = Path(tempfile.mkdtemp(prefix="kqs-sync-once-"))
     king_port, qics_port = free_port(), free_port()
-    sandbox = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sandbox",
-            "serve",
-            "--king-port",
-            str(king_port),
-            "--qics-port",
-            str(qics_port),
-        ],
-        cwd=ROOT,
-    )
+    sandbox = start_process(king_port, qics_port)
     try:
-        wait_for(f"http://127.0.0.1:{king_port}/_sandbox/calls")
-        wait_for(f"http://127.0.0.1:{qics_port}/_sandbox/calls")
         env = prepare_airflow_home(
             home, f"http://127.0.0.1:{king_port}/v1/ws1_xml.asmx", f"http://127.0.0.1:{qics_port}"
         )
@@ -101,8 +82,7 @@ def main() -> int:
             rounds.append(results)
         return report(rounds, expected_failures)
     finally:
-        sandbox.terminate()
-        sandbox.wait(timeout=10)
+        stop_process(sandbox)
 
 
 def report(rounds: list[dict], expected_failures: set[tuple[str, str]]) -> int:
@@ -116,7 +96,13 @@ def report(rounds: list[dict], expected_failures: set[tuple[str, str]]) -> int:
                 state = task_states.get(task_id, "?")
                 task_counts = counts.get(task_id, {})
                 states.append(state)
-                texts.append(" ".join(f"{k} {v}" for k, v in task_counts.items() if isinstance(v, int) and v))
+                texts.append(
+                    " ".join(
+                        f"{k} {v}"
+                        for k, v in task_counts.items()
+                        if isinstance(v, int) and not isinstance(v, bool) and v
+                    )
+                )
                 if state == "failed" and (dag_id, task_id) not in expected_failures:
                     problems.append(f"round {number}: {dag_id}.{task_id} failed unexpectedly")
                 if number == 2 and any(task_counts.get(c) for c in WRITE_COUNTS):

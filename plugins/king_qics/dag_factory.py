@@ -80,20 +80,34 @@ def pool_name(adm, api: str) -> str:
     return f"king_qics__{adm.id}__{api}"
 
 
-def build_master_data_dag(adm, config_path: str) -> DAG:
-    schedule = adm.schedule
-    dag = DAG(
-        dag_id=f"king_qics__{adm.id}__master_data",
-        description=f"King -> Qics master data of {adm.name}",
+def _dag(adm, kind: str, *, description: str, interval_minutes: int, writes_to: str, doc_md: str) -> DAG:
+    """The conventions every DAG shares: the daily window schedule in Europe/Amsterdam, one run at a
+    time, no catchup, retries with backoff, the pool of the API it writes to, params, tags."""
+    direction = "king->qics" if writes_to == "qics" else "qics->king"
+    return DAG(
+        dag_id=f"king_qics__{adm.id}__{kind}",
+        description=description,
         schedule=MultipleCronTriggerTimetable(
-            *window_crons(schedule.start, schedule.end, schedule.interval_minutes), timezone=TIMEZONE
+            *window_crons(adm.schedule.start, adm.schedule.end, interval_minutes), timezone=TIMEZONE
         ),
         start_date=None,
         catchup=False,
         max_active_runs=1,
-        default_args=default_args(pool_name(adm, "qics")),
+        default_args=default_args(pool_name(adm, writes_to)),
         params=_params(),
-        tags=["king-qics-sync", f"administration:{adm.id}", "direction:king->qics", "master-data"],
+        tags=["king-qics-sync", f"administration:{adm.id}", f"direction:{direction}", kind.replace("_", "-")],
+        doc_md=doc_md,
+    )
+
+
+def build_master_data_dag(adm, config_path: str) -> DAG:
+    schedule = adm.schedule
+    dag = _dag(
+        adm,
+        "master_data",
+        description=f"King -> Qics master data of {adm.name}",
+        interval_minutes=schedule.interval_minutes,
+        writes_to="qics",
         doc_md=f"""
 ### King -> Qics master data: {adm.name}
 
@@ -132,18 +146,12 @@ def _sync_master_data(
 def build_projects_employees_dag(adm, config_path: str) -> DAG:
     schedule = adm.schedule
     interval = adm.projects_employees_interval_minutes
-    dag = DAG(
-        dag_id=f"king_qics__{adm.id}__projects_employees",
+    dag = _dag(
+        adm,
+        "projects_employees",
         description=f"King -> Qics employees and projects of {adm.name}",
-        schedule=MultipleCronTriggerTimetable(
-            *window_crons(schedule.start, schedule.end, interval), timezone=TIMEZONE
-        ),
-        start_date=None,
-        catchup=False,
-        max_active_runs=1,
-        default_args=default_args(pool_name(adm, "qics")),
-        params=_params(),
-        tags=["king-qics-sync", f"administration:{adm.id}", "direction:king->qics", "projects-employees"],
+        interval_minutes=interval,
+        writes_to="qics",
         doc_md=f"""
 ### King -> Qics employees and projects: {adm.name}
 
@@ -178,18 +186,12 @@ failures, `full_refresh` and `dry_run` work as in the master-data DAG.
 
 def build_invoice_export_dag(adm, config_path: str) -> DAG:
     schedule = adm.schedule
-    dag = DAG(
-        dag_id=f"king_qics__{adm.id}__invoice_export",
+    dag = _dag(
+        adm,
+        "invoice_export",
         description=f"Qics -> King invoice export of {adm.name}",
-        schedule=MultipleCronTriggerTimetable(
-            *window_crons(schedule.start, schedule.end, schedule.interval_minutes), timezone=TIMEZONE
-        ),
-        start_date=None,
-        catchup=False,
-        max_active_runs=1,
-        default_args=default_args(pool_name(adm, "king")),
-        params=_params(),
-        tags=["king-qics-sync", f"administration:{adm.id}", "direction:qics->king", "invoice-export"],
+        interval_minutes=schedule.interval_minutes,
+        writes_to="king",
         doc_md=f"""
 ### Qics -> King invoice export: {adm.name}
 

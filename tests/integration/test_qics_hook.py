@@ -8,7 +8,6 @@ import subprocess
 import sys
 import textwrap
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -17,27 +16,8 @@ from king_qics.hooks.oauth import clear_process_cache
 from king_qics.hooks.qics import QicsMilestonesHook
 from king_qics.state import StateStore
 from sandbox import universe
-
-ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = ROOT / "sandbox" / "fixtures"
-DEMO = FIXTURES / "demo.json"
-
-
-def demo_fixture() -> dict:
-    """The demo fixture with only its Qics section (King left empty)."""
-    return {
-        "king": {},
-        "qics": json.loads(DEMO.read_text(encoding="utf-8"))["qics"],
-        "_base_dir": str(FIXTURES),
-    }
-
-
-@pytest.fixture
-def qics_sandbox(sandboxes):
-    """The sandboxes with the Qics demo data loaded and every fault off."""
-    sandboxes.load(demo_fixture())
-    return sandboxes
-
+from tests.demo_data import ROOT
+from tests.demo_data import qics_only_fixture as demo_fixture
 
 FAST = {"timeout": 2.0, "max_attempts": 3, "backoff_initial": 0.01, "backoff_max": 0.2}
 

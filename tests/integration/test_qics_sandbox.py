@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pypdf
@@ -13,27 +12,8 @@ import pytest
 import requests
 
 from sandbox import universe
-
-ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = ROOT / "sandbox" / "fixtures"
-DEMO = FIXTURES / "demo.json"
-
-
-def demo_fixture() -> dict:
-    """The demo fixture with only its Qics section (King left empty)."""
-    return {
-        "king": {},
-        "qics": json.loads(DEMO.read_text(encoding="utf-8"))["qics"],
-        "_base_dir": str(FIXTURES),
-    }
-
-
-@pytest.fixture
-def qics_sandbox(sandboxes):
-    """The sandboxes with the Qics demo data loaded and every fault off."""
-    sandboxes.load(demo_fixture())
-    return sandboxes
-
+from tests.demo_data import DEMO, FIXTURES
+from tests.demo_data import qics_only_fixture as demo_fixture
 
 TOKEN = "/api/oauth2/oauth2/token"
 ODATA = "/api/V3/odata"
