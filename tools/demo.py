@@ -74,11 +74,16 @@ def sandbox_connections(king_url: str, qics_url: str) -> dict[str, dict]:
 
 
 def demo_pools() -> dict[str, dict]:
-    return {
-        f"king_qics__{adm['id']}__{api}": {"slots": 1, "description": f"{api} API calls of {adm['name']}"}
-        for adm in universe.ADMINISTRATIONS
-        for api in ("king", "qics")
-    }
+    """The pools of every configured administration (``airflow pools import`` format), sized by
+    the ``pools`` setting of each entry in include/administrations.yaml."""
+    from king_qics.config import load_administrations
+    from king_qics.dag_factory import pool_name
+
+    pools = {}
+    for adm in load_administrations(ROOT / "include" / "administrations.yaml").administrations:
+        for api, slots in (("king", adm.pools.king), ("qics", adm.pools.qics)):
+            pools[pool_name(adm, api)] = {"slots": slots, "description": f"{api} API calls of {adm.name}"}
+    return pools
 
 
 def prepare_airflow_home(home: Path, king_url: str, qics_url: str) -> dict[str, str]:

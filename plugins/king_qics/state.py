@@ -162,12 +162,17 @@ class StateStore:
             yield conn
 
 
-def _insert_ignore(conn: Connection, table: sa.Table, values: dict):
+def _insert(conn: Connection, table: sa.Table):
+    """INSERT with ON CONFLICT support, for the dialects the store runs on (SQLite, PostgreSQL)."""
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    return insert(table).values(**values).on_conflict_do_nothing()
+    return insert(table)
+
+
+def _insert_ignore(conn: Connection, table: sa.Table, values: dict):
+    return _insert(conn, table).values(**values).on_conflict_do_nothing()
 
 
 def _create_engine(url: str) -> Engine:
@@ -189,13 +194,10 @@ def _create_engine(url: str) -> Engine:
 
 
 def _upsert(conn: Connection, table: sa.Table, values: dict, update: dict):
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
     keys = [column.name for column in table.primary_key.columns]
-    statement = insert(table).values(**values).on_conflict_do_update(index_elements=keys, set_=update)
-    conn.execute(statement)
+    conn.execute(
+        _insert(conn, table).values(**values).on_conflict_do_update(index_elements=keys, set_=update)
+    )
 
 
 class SyncedRecords:
@@ -424,11 +426,7 @@ class InvoiceLedger:
             "updated_at": now,
         }
         with self.store.transaction() as conn:
-            if conn.dialect.name == "postgresql":
-                from sqlalchemy.dialects.postgresql import insert
-            else:
-                from sqlalchemy.dialects.sqlite import insert
-            statement = insert(t).values(**values)
+            statement = _insert(conn, t).values(**values)
             statement = statement.on_conflict_do_update(
                 index_elements=[t.c.administration, t.c.invoice_id],
                 set_={"invoice_json": invoice_json, "invoice_number": number, "invoice_date": day},
@@ -454,11 +452,7 @@ class InvoiceLedger:
             "updated_at": now,
         }
         with self.store.transaction() as conn:
-            if conn.dialect.name == "postgresql":
-                from sqlalchemy.dialects.postgresql import insert
-            else:
-                from sqlalchemy.dialects.sqlite import insert
-            statement = insert(t).values(**values)
+            statement = _insert(conn, t).values(**values)
             statement = statement.on_conflict_do_update(
                 index_elements=[t.c.administration, t.c.invoice_id],
                 set_={"state": "skipped", "note": reason, "last_error": None, "updated_at": now},

@@ -20,12 +20,12 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import pendulum
 
 from king_qics.errors import RecordValidationError
+from king_qics.mapping import canonical_value as canonical
 from king_qics.state import StateStore, SyncedRecords, Watermarks, add_run_report, utcnow
 
 log = logging.getLogger(__name__)
@@ -71,20 +71,6 @@ class EntityReport:
         lines = [f"{'key'.ljust(width)}  reason", f"{'-' * width}  ------"]
         lines += [f"{key.ljust(width)}  {reason}" for key, reason in sorted(self.failures.items())]
         return "\n".join(lines)
-
-
-def canonical(value: Any) -> Any:
-    """One representation per value, so King-mapped and Qics-read values compare and hash alike."""
-    if value is None or (isinstance(value, float) and value != value):
-        return None
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float | Decimal):
-        number = Decimal(str(value)).normalize()
-        return str(number.quantize(Decimal(1)) if number == number.to_integral() else number)
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return str(value)
 
 
 def canonical_record(record: dict) -> dict:
