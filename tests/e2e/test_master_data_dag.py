@@ -301,8 +301,6 @@ def test_dry_run_writes_nothing_and_leaves_the_next_runs_work(first_run, run_dag
 
 
 def test_full_refresh_repairs_a_record_changed_by_hand_in_qics(first_run, run_dag, sandbox):
-    import requests
-
     customer = by_code(sandbox, "CustomerCompany", "CustomerCode")["10007"]
     key = customer["CustomerCompanyId"]
     from king_qics.hooks.qics import QicsMilestonesHook
@@ -310,7 +308,6 @@ def test_full_refresh_repairs_a_record_changed_by_hand_in_qics(first_run, run_da
     qics = QicsMilestonesHook("qics_sandbox")
     qics.update("CustomerCompany", key, {**customer, "Name": "Handmatig gewijzigd"})
     qics.close()
-    del requests
 
     sandbox.reset_calls()
     run_dag(DAG_ID)  # the hash did not change: an ordinary run does not notice

@@ -22,10 +22,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import pandas as pd
 import pendulum
 
 from king_qics.errors import RecordValidationError
 from king_qics.mapping import canonical_value as canonical
+from king_qics.mapping import load_mapping, record_hash
 from king_qics.state import StateStore, SyncedRecords, Watermarks, add_run_report, utcnow
 
 log = logging.getLogger(__name__)
@@ -113,8 +115,6 @@ class MasterDataSync:
     ) -> EntityReport:
         """Sync one entity. ``pending_only``: only the records whose optional links wait (used right
         after the entity they wait for was synced); no watermark moves."""
-        from king_qics.mapping import load_mapping
-
         started = utcnow()
         mapping = load_mapping(entity)
         records = SyncedRecords(self.store, self.adm.id, entity)
@@ -184,8 +184,6 @@ class MasterDataSync:
 
     def _extract(self, mapping, retry: set[str], full_refresh: bool, started: datetime):
         """The King records to look at: changed since the watermark plus the ones to retry, or all."""
-        import pandas as pd
-
         table, fields, key_field = mapping.king_table_for(self.adm), mapping.king_fields, mapping.king_key
         watermark = self.watermarks.get(table)
         reason = full_read_reason(watermark, started, full_refresh, len(retry))
@@ -201,8 +199,6 @@ class MasterDataSync:
 
     def _read_keys(self, mapping, keys: set[str]):
         """Re-read records by key, even when King's change date did not move (failing/pending ones)."""
-        import pandas as pd
-
         table, fields, key_field = mapping.king_table_for(self.adm), mapping.king_fields, mapping.king_key
         frames = [self.king.read_table(table, fields, where=[(key_field, "=", key)]) for key in sorted(keys)]
         frames = [frame for frame in frames if len(frame)]
@@ -232,8 +228,6 @@ class MasterDataSync:
     def _sync_one(
         self, mapping, records, report, key, payload, pending, stored, qics_now, full_refresh, dry_run
     ):
-        from king_qics.mapping import record_hash
-
         digest = record_hash(payload)
         qics_id = stored.qics_id if stored is not None else None
         current = None
@@ -308,8 +302,6 @@ def _row_dict(row) -> dict:
 
 def _is_missing(value) -> bool:
     try:
-        import pandas as pd
-
         return bool(pd.isna(value)) if not isinstance(value, list | dict) else False
     except (TypeError, ValueError):
         return False
