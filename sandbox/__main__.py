@@ -1,4 +1,5 @@
-"""``python -m sandbox serve [--king-port P] [--qics-port Q] [--fixture FILE | --generate N] [--seed S]``"""
+"""``python -m sandbox serve [--host H] [--king-port P] [--qics-port Q] [--fixture FILE | --generate N]
+[--seed S]``"""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("serve", help="start the King and Qics emulators on 127.0.0.1")
+    run.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (0.0.0.0 in a container; default 127.0.0.1)"
+    )
     run.add_argument("--king-port", type=int, default=DEFAULT_KING_PORT)
     run.add_argument("--qics-port", type=int, default=DEFAULT_QICS_PORT)
     source = run.add_mutually_exclusive_group()
@@ -32,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
 
     fixture = read_fixture(args.fixture) if args.fixture else None
     king, qics = build_emulators(fixture, args.generate, args.seed)
-    asyncio.run(serve(king.app, qics.app, args.king_port, args.qics_port, args.log_level))
+    asyncio.run(serve(king.app, qics.app, args.king_port, args.qics_port, args.log_level, args.host))
 
 
 if __name__ == "__main__":

@@ -36,12 +36,12 @@ def build_emulators(fixture: dict | None = None, generate: int | None = None, se
     return king, qics
 
 
-async def serve(king_app, qics_app, king_port: int, qics_port: int, log_level: str = "warning") -> None:
+async def serve(
+    king_app, qics_app, king_port: int, qics_port: int, log_level: str = "warning", host: str = "127.0.0.1"
+) -> None:
     servers = [
         uvicorn.Server(
-            uvicorn.Config(
-                app, host="127.0.0.1", port=port, log_level=log_level, access_log=False, lifespan="off"
-            )
+            uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="off")
         )
         for app, port in ((king_app, king_port), (qics_app, qics_port))
     ]
@@ -53,8 +53,8 @@ async def serve(king_app, qics_app, king_port: int, qics_port: int, log_level: s
             raise SystemExit("sandbox: a port could not be opened")
         await asyncio.sleep(0.05)
     print(
-        f"sandbox ready: King Cloudswitch http://127.0.0.1:{king_port}/v1/ws1_xml.asmx, "
-        f"QicsMilestones http://127.0.0.1:{qics_port}/api/V3/odata/",
+        f"sandbox ready: King Cloudswitch http://{host}:{king_port}/v1/ws1_xml.asmx, "
+        f"QicsMilestones http://{host}:{qics_port}/api/V3/odata/",
         flush=True,
     )
     await asyncio.gather(*tasks)

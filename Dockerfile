@@ -1,0 +1,11 @@
+# The image of every Airflow service in docker-compose.yaml: the official Airflow image plus the
+# pinned requirements and the king-qics-sync package (its provider entry point included).
+# Rebuild after changing requirements.txt or plugins/king_qics: `docker compose build`.
+FROM apache/airflow:3.3.2-python3.11
+
+COPY --chown=airflow:0 requirements.txt pyproject.toml README.md /opt/airflow/project/
+COPY --chown=airflow:0 plugins/king_qics /opt/airflow/project/plugins/king_qics
+RUN pip install --no-cache-dir -r /opt/airflow/project/requirements.txt \
+ && pip install --no-cache-dir --no-deps /opt/airflow/project
+
+COPY --chown=airflow:0 docker/airflow-init.sh /opt/airflow/docker/airflow-init.sh

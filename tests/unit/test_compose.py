@@ -1,0 +1,190 @@
+"""docker-compose.yaml: valid against the Compose Specification, and complete for the DAGs.
+
+No Docker engine runs here, so this checks the file itself. tests/data/compose-spec.json is the
+official Compose Specification JSON schema (schema/compose-spec.json of
+github.com/compose-spec/compose-spec at commit 170098ba07d9f53c383a41bfd4c5166b0a4529a6,
+Apache License 2.0), vendored so the test needs no network. The end-to-end test of the same shape
+(real processes, no containers) is tests/e2e/test_celery_production_shape.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yaml").read_text(encoding="utf-8"))
+SCHEMA = json.loads((ROOT / "tests" / "data" / "compose-spec.json").read_text(encoding="utf-8"))
+SERVICES = COMPOSE["services"]
+AIRFLOW_SERVICES = (
+    "airflow-init",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+)
+RUNNING_AIRFLOW = AIRFLOW_SERVICES[1:]
+AIRFLOW_HOME = "/opt/airflow"
+INTERPOLATION = re.compile(r"^\$\{[A-Z0-9_]+(:?[-?][^}]*)?\}$")
+
+
+def env(service: str) -> dict[str, str]:
+    environment = SERVICES[service].get("environment", {})
+    assert isinstance(environment, dict), f"{service}: environment as a mapping"
+    return {key: str(value) for key, value in environment.items()}
+
+
+def mounts(service: str) -> dict[str, str]:
+    """container path -> host path of the service's bind mounts."""
+    result = {}
+    for volume in SERVICES[service].get("volumes", []):
+        # source:target[:mode]; the source may hold a ${VAR:-default} with its own colon
+        match = re.fullmatch(r"(?P<source>.+?):(?P<target>/[^:]+)(?::(?:ro|rw))?", volume)
+        assert match, volume
+        result[match["target"]] = match["source"]
+    return result
+
+
+def test_valid_against_the_compose_specification():
+    assert SCHEMA["title"] == "Compose Specification"
+    jsonschema.Draft7Validator.check_schema(SCHEMA)
+    errors = sorted(jsonschema.Draft7Validator(SCHEMA).iter_errors(COMPOSE), key=lambda e: list(e.path))
+    assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors)
+
+
+def test_the_schema_catches_mistakes():
+    """The vendored schema is strict: an unknown service key or a bad depends_on is an error."""
+    validator = jsonschema.Draft7Validator(SCHEMA)
+    broken = json.loads(json.dumps(COMPOSE))
+    broken["services"]["redis"]["helthcheck"] = {}
+    assert list(validator.iter_errors(broken))
+    broken = json.loads(json.dumps(COMPOSE))
+    broken["services"]["airflow-worker"]["depends_on"] = {"redis": {"condition": "when_ready"}}
+    assert list(validator.iter_errors(broken))
+
+
+def test_the_official_celery_layout():
+    required = {"postgres", "redis", *AIRFLOW_SERVICES}
+    assert required <= set(SERVICES)
+    commands = {name: SERVICES[name].get("command") for name in RUNNING_AIRFLOW}
+    assert commands == {
+        "airflow-apiserver": "api-server",
+        "airflow-scheduler": "scheduler",
+        "airflow-dag-processor": "dag-processor",
+        "airflow-triggerer": "triggerer",
+        "airflow-worker": "celery worker",
+    }
+    for name in required:
+        assert "profiles" not in SERVICES[name], f"{name} must start without a profile"
+        assert "healthcheck" in SERVICES[name] or name == "airflow-init", name
+    assert "postgres-db-volume" in COMPOSE["volumes"]
+    assert mounts("postgres")["/var/lib/postgresql/data"] == "postgres-db-volume"
+
+
+def test_every_airflow_service_runs_the_project_image():
+    for name in AIRFLOW_SERVICES:
+        service = SERVICES[name]
+        assert service["build"] == ".", name
+        assert service["image"] == SERVICES["airflow-apiserver"]["image"], name
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    pinned = re.search(r"^apache-airflow==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M)
+    assert re.search(rf"^FROM apache/airflow:{re.escape(pinned.group(1))}-python3\.11$", dockerfile, re.M)
+    assert "pip install --no-cache-dir -r /opt/airflow/project/requirements.txt" in dockerfile
+    assert "pip install --no-cache-dir --no-deps /opt/airflow/project" in dockerfile
+    init = SERVICES["airflow-init"]["command"]
+    assert init == ["bash", "/opt/airflow/docker/airflow-init.sh"]
+    assert "docker/airflow-init.sh /opt/airflow/docker/airflow-init.sh" in dockerfile
+
+
+@pytest.mark.parametrize("service", AIRFLOW_SERVICES)
+def test_dags_plugins_and_include_are_mounted(service):
+    mounted = mounts(service)
+    for folder in ("dags", "plugins", "include", "logs"):
+        assert mounted[f"{AIRFLOW_HOME}/{folder}"] == "${AIRFLOW_PROJ_DIR:-.}/" + folder, (service, folder)
+    # dags/king_qics.py reads ../include/administrations.yaml next to its own folder
+    assert (ROOT / "dags" / "king_qics.py").exists() and (ROOT / "include" / "administrations.yaml").exists()
+
+
+@pytest.mark.parametrize("service", AIRFLOW_SERVICES)
+def test_the_settings_the_dags_need(service):
+    variables = env(service)
+    assert variables["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert variables["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
+    assert "@postgres/" in variables["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert variables["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
+    assert "@redis:6379/" in variables["AIRFLOW__CELERY__BROKER_URL"]
+    assert variables["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://")
+    assert variables["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
+    assert variables["AIRFLOW__CORE__LOAD_EXAMPLES"] == "false"
+    # the state store: PostgreSQL, its own database, named by the connection id the package reads
+    assert variables["KING_QICS_STATE_CONN_ID"] == "king_qics_state"
+    state_url = variables["AIRFLOW_CONN_KING_QICS_STATE"]
+    assert re.fullmatch(r"postgresql://[^@]+@postgres:5432/king_qics_state", state_url)
+    # secrets come from .env, never from this file
+    for key in ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__FERNET_KEY"):
+        assert INTERPOLATION.match(variables[key]), (service, key)
+
+
+def test_one_jwt_secret_for_all_airflow_services():
+    secrets = {env(name)["AIRFLOW__API_AUTH__JWT_SECRET"] for name in AIRFLOW_SERVICES}
+    assert len(secrets) == 1
+    assert secrets.pop().startswith("${AIRFLOW_JWT_SECRET:?")
+    example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    assert re.search(r"^AIRFLOW_JWT_SECRET=replace-me$", example, re.M)
+    assert re.search(r"^AIRFLOW_FERNET_KEY=replace-me$", example, re.M)
+
+
+def test_the_environment_names_real_airflow_options():
+    from airflow.configuration import conf
+
+    known = conf.configuration_description  # core and provider (celery) options
+    for name in AIRFLOW_SERVICES:
+        for key in env(name):
+            if key.startswith("AIRFLOW__"):
+                _, section, option = key.split("__", 2)
+                assert option.lower() in known[section.lower()]["options"], key
+
+
+def test_the_execution_api_is_reachable_where_the_workers_look():
+    assert "8080:8080" in SERVICES["airflow-apiserver"]["ports"]
+    worker_deps = SERVICES["airflow-worker"]["depends_on"]
+    assert worker_deps["airflow-apiserver"]["condition"] == "service_healthy"
+
+
+@pytest.mark.parametrize("service", RUNNING_AIRFLOW)
+def test_start_order(service):
+    depends = SERVICES[service]["depends_on"]
+    assert depends["airflow-init"]["condition"] == "service_completed_successfully"
+    assert depends["postgres"]["condition"] == "service_healthy"
+    assert depends["redis"]["condition"] == "service_healthy"
+
+
+def test_airflow_init_migrates_creates_the_state_database_and_the_pools():
+    script = (ROOT / "docker" / "airflow-init.sh").read_text(encoding="utf-8")
+    assert "airflow db migrate" in script
+    assert 'os.environ["AIRFLOW_CONN_KING_QICS_STATE"]' in script and "CREATE DATABASE" in script
+    assert "demo_pools" in script and "airflow pools import" in script
+    # demo_pools lives in tools/demo.py, which imports the sandbox package
+    mounted = mounts("airflow-init")
+    assert mounted[f"{AIRFLOW_HOME}/tools"] == "${AIRFLOW_PROJ_DIR:-.}/tools"
+    assert mounted[f"{AIRFLOW_HOME}/sandbox"] == "${AIRFLOW_PROJ_DIR:-.}/sandbox"
+
+
+def test_the_sandboxes_are_an_optional_profile():
+    sandboxes = SERVICES["sandboxes"]
+    assert sandboxes["profiles"] == ["sandboxes"]
+    command = sandboxes["command"]
+    assert command[:4] == ["python", "-m", "sandbox", "serve"]
+    assert command[command.index("--host") + 1] == "0.0.0.0"  # reachable from the other containers
+    assert {"8701:8701", "8702:8702"} <= set(sandboxes["ports"])
+    connections = SERVICES["sandbox-connections"]
+    assert connections["profiles"] == ["sandboxes"]
+    script = " ".join(connections["command"])
+    assert "http://sandboxes:8701/v1/ws1_xml.asmx" in script and "http://sandboxes:8702" in script
+    assert "airflow connections import" in script
