@@ -1,9 +1,8 @@
 """docker-compose.yaml: valid against the Compose Specification, and complete for the DAGs.
 
-No Docker engine runs here, so this checks the file itself. tests/data/compose-spec.json is the
-official Compose Specification JSON schema (schema/compose-spec.json of
-github.com/compose-spec/compose-spec at commit 170098ba07d9f53c383a41bfd4c5166b0a4529a6,
-Apache License 2.0), vendored so the test needs no network. The end-to-end test of the same shape
+No Docker engine runs here, so this checks the file itself, against the official Compose
+Specification JSON schema as the check-jsonschema package ships it (a pinned dev dependency: no
+network needed). The end-to-end test of the same shape
 (real processes, no containers) is tests/e2e/test_celery_production_shape.py.
 """
 
@@ -11,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from importlib.resources import files
 from pathlib import Path
 
 import jsonschema
@@ -19,7 +19,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yaml").read_text(encoding="utf-8"))
-SCHEMA = json.loads((ROOT / "tests" / "data" / "compose-spec.json").read_text(encoding="utf-8"))
+SCHEMA = json.loads(
+    (files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json").read_text(encoding="utf-8")
+)
+VALIDATOR = jsonschema.validators.validator_for(SCHEMA)  # the draft the schema declares
 SERVICES = COMPOSE["services"]
 AIRFLOW_SERVICES = (
     "airflow-init",
@@ -53,14 +56,14 @@ def mounts(service: str) -> dict[str, str]:
 
 def test_valid_against_the_compose_specification():
     assert SCHEMA["title"] == "Compose Specification"
-    jsonschema.Draft7Validator.check_schema(SCHEMA)
-    errors = sorted(jsonschema.Draft7Validator(SCHEMA).iter_errors(COMPOSE), key=lambda e: list(e.path))
+    VALIDATOR.check_schema(SCHEMA)
+    errors = sorted(VALIDATOR(SCHEMA).iter_errors(COMPOSE), key=lambda e: list(e.path))
     assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors)
 
 
 def test_the_schema_catches_mistakes():
-    """The vendored schema is strict: an unknown service key or a bad depends_on is an error."""
-    validator = jsonschema.Draft7Validator(SCHEMA)
+    """The schema is strict: an unknown service key or a bad depends_on is an error."""
+    validator = VALIDATOR(SCHEMA)
     broken = json.loads(json.dumps(COMPOSE))
     broken["services"]["redis"]["helthcheck"] = {}
     assert list(validator.iter_errors(broken))
