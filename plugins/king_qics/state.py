@@ -260,6 +260,15 @@ class SyncedRecords:
         with self.store.transaction() as conn:
             _upsert(conn, synced_records, {**key, **values}, values)
 
+    def removed_in_king(self, king_key: str) -> None:
+        """Stop retrying a record King no longer has: forget it if it never reached Qics, else
+        clear its error and pending note (the Qics record itself stays: deletes never propagate)."""
+        t = synced_records.c
+        where = self._where() & (t.king_key == king_key)
+        with self.store.transaction() as conn:
+            conn.execute(sa.delete(synced_records).where(where & t.qics_id.is_(None)))
+            conn.execute(sa.update(synced_records).where(where).values(last_error=None, pending=None))
+
     def failed(self, king_key: str, reason: str) -> None:
         now = utcnow()
         t = synced_records

@@ -320,3 +320,14 @@ def test_full_refresh_repairs_a_record_changed_by_hand_in_qics(first_run, run_da
         by_code(sandbox, "CustomerCompany", "CustomerCode")["10007"]["Name"] == "Ingenieursbureau Jansen N.V."
     )
     assert writes(sandbox.calls("qics")) == {"PUT CustomerCompany": 1}
+
+
+def test_a_failing_debtor_deleted_in_king_leaves_the_failing_list(first_run, run_dag, sandbox, state_store):
+    from king_qics.state import SyncedRecords
+
+    assert set(SyncedRecords(state_store, "noord", "customers").failing()) == EXPECTED_FAILURES
+    with king_hook() as king:
+        king.delete_record("DEB", "NR", 10006)
+    _, states = run_dag(DAG_ID)
+    assert states["customers"] == "success"
+    assert SyncedRecords(state_store, "noord", "customers").failing() == {}

@@ -127,6 +127,8 @@ class MasterDataSync:
         else:
             king_df, report.full_read = self._extract(mapping, retry, full_refresh, started)
         report.read = len(king_df)
+        if not dry_run:  # every record to retry was read (in full or by key): the rest is gone
+            self._forget_removed(mapping, records, retry, king_df)
 
         lookups = {name: SyncedRecords(self.store, self.adm.id, name).qics_ids() for name in mapping.lookups}
         extra_tables = {
@@ -196,6 +198,13 @@ class MasterDataSync:
         again = self._read_keys(mapping, retry - already)
         frames = [frame for frame in (changed, again) if len(frame)]
         return (pd.concat(frames, ignore_index=True) if frames else changed), False
+
+    def _forget_removed(self, mapping, records, retried: set[str], king_df) -> None:
+        """A failing or pending record that King no longer has leaves the lists (never Qics)."""
+        found = set(king_df[mapping.king_key].astype(str)) if len(king_df) else set()
+        for key in sorted(retried - found):
+            log.info("%s %s %s: no longer in King; no longer retried", self.adm.id, mapping.entity, key)
+            records.removed_in_king(key)
 
     def _read_keys(self, mapping, keys: set[str]):
         """Re-read records by key, even when King's change date did not move (failing/pending ones)."""
