@@ -104,6 +104,7 @@ def prepare_airflow_home(home: Path, king_url: str, qics_url: str) -> dict[str, 
 
 def main() -> None:
     home = ROOT / "airflow_home"
+    os.environ.update(airflow_env(home))  # before anything imports Airflow (it reads them once)
     king_base = f"http://127.0.0.1:{DEFAULT_KING_PORT}"
     qics_base = f"http://127.0.0.1:{DEFAULT_QICS_PORT}"
     sandbox = start_process(DEFAULT_KING_PORT, DEFAULT_QICS_PORT)
