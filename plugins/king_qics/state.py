@@ -419,32 +419,17 @@ class InvoiceLedger:
     def select(self, invoice_id: int, number: str | None, day, invoice_json: str) -> None:
         """Record a candidate invoice (new row in ``selected``); refresh the snapshot of a row that
         was not yet sent to King. Rows past ``selected`` are never touched here."""
-        now = utcnow()
-        t = invoice_exports
-        values = {
-            "administration": self.administration,
-            "invoice_id": int(invoice_id),
-            "invoice_number": number,
-            "invoice_date": day,
-            "state": "selected",
-            "invoice_json": invoice_json,
-            "found_by_lookup": False,
-            "post_attempts": 0,
-            "attempts": 0,
-            "created_at": now,
-            "updated_at": now,
-        }
-        with self.store.transaction() as conn:
-            statement = _insert(conn, t).values(**values)
-            statement = statement.on_conflict_do_update(
-                index_elements=[t.c.administration, t.c.invoice_id],
-                set_={"invoice_json": invoice_json, "invoice_number": number, "invoice_date": day},
-                where=t.c.state == "selected",
-            )
-            conn.execute(statement)
+        refresh = {"invoice_json": invoice_json, "invoice_number": number, "invoice_date": day}
+        self._add_row(invoice_id, number, day, {"state": "selected", "invoice_json": invoice_json}, refresh)
 
     def skip(self, invoice_id: int, number: str | None, day, reason: str) -> None:
         """Record an invoice that never gets a booking (e.g. fully written off)."""
+        change = {"state": "skipped", "note": reason, "last_error": None, "updated_at": utcnow()}
+        self._add_row(invoice_id, number, day, {"state": "skipped", "note": reason}, change)
+
+    def _add_row(self, invoice_id: int, number: str | None, day, fields: dict, on_selected: dict) -> None:
+        """Insert a ledger row; if it exists and is still ``selected``, apply ``on_selected`` to it
+        instead (a row past ``selected`` is never touched: nothing is ever un-booked)."""
         now = utcnow()
         t = invoice_exports
         values = {
@@ -452,20 +437,19 @@ class InvoiceLedger:
             "invoice_id": int(invoice_id),
             "invoice_number": number,
             "invoice_date": day,
-            "state": "skipped",
-            "note": reason,
             "found_by_lookup": False,
             "post_attempts": 0,
             "attempts": 0,
             "created_at": now,
             "updated_at": now,
+            **fields,
         }
         with self.store.transaction() as conn:
             statement = _insert(conn, t).values(**values)
             statement = statement.on_conflict_do_update(
                 index_elements=[t.c.administration, t.c.invoice_id],
-                set_={"state": "skipped", "note": reason, "last_error": None, "updated_at": now},
-                where=t.c.state == "selected",  # never un-book anything
+                set_=on_selected,
+                where=t.c.state == "selected",
             )
             conn.execute(statement)
 

@@ -37,6 +37,7 @@ from king_qics.errors import (
     RecordValidationError,
     TransientError,
 )
+from king_qics.hooks.qics import odata_filter
 from king_qics.state import EXPORT_DONE_STATES, EXPORT_OPEN_STATES, InvoiceLedger, StateStore, utcnow
 
 log = logging.getLogger(__name__)
@@ -431,8 +432,6 @@ class InvoiceExport:
         """Read the processed invoices since the cutoff; record new candidates (and written-off ones
         as skipped) in the ledger. Returns the candidate snapshots (with lines and codes)."""
         report = report or ExportReport(self.adm.id, dry_run=dry_run)
-        from king_qics.hooks.qics import odata_filter
-
         cutoff = self.adm.book_invoices_from
         filter_ = odata_filter({"CompanyId": self.adm.company_id, "InvoiceHeaderState": "Processed"})
         filter_ += f" and InvoiceDate ge {cutoff.isoformat()}"
@@ -478,8 +477,6 @@ class InvoiceExport:
         """Headers plus their lines, the customer code and per line the VAT and cost-center codes."""
         if not headers:
             return []
-        from king_qics.hooks.qics import odata_filter
-
         by_id = {int(h["InvoiceHeaderId"]): {**h, "lines": []} for h in headers}
         ids = list(by_id)
         for start in range(0, len(ids), self.qics.lines_per_request):
@@ -860,7 +857,9 @@ class InvoiceExport:
             "DataSourceKey": row.booking_key,
             "IsError": False,
         }
-        existing = next(iter(self.qics.iter_records("EntityState", filter=_odata(natural_key), top=1)), None)
+        existing = next(
+            iter(self.qics.iter_records("EntityState", filter=odata_filter(natural_key), top=1)), None
+        )
         if existing is None:
             message = f"Geboekt in King als {row.booking_key}"
             if not row.with_pdf:
@@ -930,12 +929,6 @@ def _percentage(value: Any) -> Decimal:
         )
     except InvalidOperation:
         return Decimal(0)
-
-
-def _odata(conditions: dict) -> str:
-    from king_qics.hooks.qics import odata_filter
-
-    return odata_filter(conditions)
 
 
 def _qics_now() -> str:
