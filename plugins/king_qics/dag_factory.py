@@ -80,7 +80,16 @@ def pool_name(adm, api: str) -> str:
     return f"king_qics__{adm.id}__{api}"
 
 
-def _dag(adm, kind: str, *, description: str, interval_minutes: int, writes_to: str, doc_md: str) -> DAG:
+def _dag(
+    adm,
+    kind: str,
+    *,
+    description: str,
+    interval_minutes: int,
+    writes_to: str,
+    doc_md: str,
+    params: dict | None = None,
+) -> DAG:
     """The conventions every DAG shares: the daily window schedule in Europe/Amsterdam, one run at a
     time, no catchup, retries with backoff, the pool of the API it writes to, params, tags."""
     direction = "king->qics" if writes_to == "qics" else "qics->king"
@@ -94,7 +103,7 @@ def _dag(adm, kind: str, *, description: str, interval_minutes: int, writes_to: 
         catchup=False,
         max_active_runs=1,
         default_args=default_args(pool_name(adm, writes_to)),
-        params=_params(),
+        params={**_params(), **(params or {})},
         tags=["king-qics-sync", f"administration:{adm.id}", f"direction:{direction}", kind.replace("_", "-")],
         doc_md=doc_md,
     )
@@ -108,6 +117,13 @@ def build_master_data_dag(adm, config_path: str) -> DAG:
         description=f"King -> Qics master data of {adm.name}",
         interval_minutes=schedule.interval_minutes,
         writes_to="qics",
+        params={
+            "reconcile": Param(
+                False,
+                type="boolean",
+                description="Also compare King with Qics now (daily anyway); writes nothing",
+            )
+        },
         doc_md=f"""
 ### King -> Qics master data: {adm.name}
 
@@ -121,17 +137,31 @@ Each task logs and returns counts (read, new, changed, unchanged, failed). A red
 records Qics or the mapping rejected, with the reason; they are retried by every following run,
 and clearing the task retries exactly those. Trigger with `full_refresh` to re-read and compare
 everything (initial load, repair), or `dry_run` to see what would change without writing.
+
+`reconcile` (after the entity tasks; on the first run after 07:00 each day, or when triggered with
+`reconcile: true`, else skipped) compares every record and field King says Qics should hold with
+what Qics holds, writes to neither, and logs and stores the differences (the King <-> Qics page).
+Trigger with `{{"reconcile": true, "dry_run": true}}` for the report alone.
 """,
     )
     with dag:
         tasks = {}
-        for entity in MASTER_DATA_ORDER:
-            tasks[entity] = task(task_id=entity)(_sync_master_data)(
-                config_path=config_path, administration_id=adm.id, entity=entity
-            )
+        for entity, upstream in MASTER_DATA_ORDER.items():
+            # all_done: one rejected VAT code must not hold back every item and customer; a record
+            # whose lookup is not synced fails alone ("not synced (yet)") and is retried next run.
+            tasks[entity] = task(task_id=entity, trigger_rule="all_done" if upstream else "all_success")(
+                _sync_master_data
+            )(config_path=config_path, administration_id=adm.id, entity=entity)
         for entity, upstream in MASTER_DATA_ORDER.items():
             for name in upstream:
                 tasks[name] >> tasks[entity]
+        # After the entity tasks, whatever their outcome, in the same Qics pool. A teardown only
+        # because Airflow leaves teardowns out of the DAG run's state: a failed entity task still
+        # makes the run fail, and a reconciliation never does.
+        reconcile = task(task_id="reconcile")(_reconcile)(
+            config_path=config_path, administration_id=adm.id, entities=list(MASTER_DATA_ORDER)
+        )
+        list(tasks.values()) >> reconcile.as_teardown()
     return dag
 
 
@@ -141,6 +171,12 @@ def _sync_master_data(
     from king_qics.tasks import sync_master_data
 
     return sync_master_data(config_path, administration_id, entity, context, pending_only=pending_only)
+
+
+def _reconcile(config_path: str, administration_id: str, entities: list[str], **context) -> dict:
+    from king_qics.tasks import reconcile
+
+    return reconcile(config_path, administration_id, entities, context)
 
 
 def build_projects_employees_dag(adm, config_path: str) -> DAG:
@@ -174,10 +210,10 @@ failures, `full_refresh` and `dry_run` work as in the master-data DAG.
         employees = task(task_id="employees")(_sync_master_data)(
             config_path=config_path, administration_id=adm.id, entity="employees"
         )
-        projects = task(task_id="projects")(_sync_master_data)(
+        projects = task(task_id="projects", trigger_rule="all_done")(_sync_master_data)(
             config_path=config_path, administration_id=adm.id, entity="projects"
         )
-        managers = task(task_id="customer_managers")(_sync_master_data)(
+        managers = task(task_id="customer_managers", trigger_rule="all_done")(_sync_master_data)(
             config_path=config_path, administration_id=adm.id, entity="customers", pending_only=True
         )
         employees >> [projects, managers]

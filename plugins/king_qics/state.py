@@ -15,7 +15,10 @@ Tables are created on first use (``StateStore.create_schema``); each concern has
 - ``invoice_exports``: the export ledger, one row per administration and Qics invoice, with its
   recovery point (selected -> booking_sent -> booked -> pdf_attached -> marked, or skipped), the
   run that owns it while it is worked on, King's booking key, and the current error
-  (see ``InvoiceLedger`` and docs/invoice_export.md).
+  (see ``InvoiceLedger`` and docs/invoice_export.md);
+- ``reconciliations`` and ``reconciliation_differences``: the latest reconciliation per
+  administration and entity (``king_qics.sync.reconcile``): its counts, and every record and field
+  where Qics differs from what King says it should be.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -61,6 +65,15 @@ synced_records = sa.Table(
     sa.Column("first_failed_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("last_failed_at", sa.DateTime(timezone=True), nullable=True),
 )
+# The status page counts and lists failing and pending records of 200 administrations at once.
+for _column in ("last_error", "pending"):
+    sa.Index(
+        f"ix_synced_records_{_column}",
+        synced_records.c.administration,
+        synced_records.c.entity,
+        sqlite_where=synced_records.c[_column].is_not(None),
+        postgresql_where=synced_records.c[_column].is_not(None),
+    )
 
 watermarks = sa.Table(
     "watermarks",
@@ -89,6 +102,7 @@ run_reports = sa.Table(
     sa.Column("failed", sa.Integer, nullable=False),
     sa.Column("pending", sa.Integer, nullable=False, default=0),
 )
+sa.Index("ix_run_reports_latest", run_reports.c.administration, run_reports.c.entity, run_reports.c.id)
 
 locks = sa.Table(
     "locks",
@@ -141,6 +155,9 @@ class StateStore:
 
     def create_schema(self) -> None:
         metadata.create_all(self.engine)
+        for table in metadata.sorted_tables:  # indexes added after a table was created
+            for index in table.indexes:
+                index.create(self.engine, checkfirst=True)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -183,6 +200,9 @@ def _create_engine(url: str) -> Engine:
         def _no_pysqlite_transactions(dbapi_connection, _record):
             dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (below)
             dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            # One commit per synced record: in WAL mode NORMAL skips the fsync per commit and stays
+            # consistent; only a power cut may lose the last commits (re-checked by the next run).
+            dbapi_connection.execute("PRAGMA synchronous=NORMAL")
             dbapi_connection.execute("PRAGMA busy_timeout=60000")
 
         @sa.event.listens_for(engine, "begin")
@@ -197,6 +217,21 @@ def _upsert(conn: Connection, table: sa.Table, values: dict, update: dict):
     keys = [column.name for column in table.primary_key.columns]
     conn.execute(
         _insert(conn, table).values(**values).on_conflict_do_update(index_elements=keys, set_=update)
+    )
+
+
+@cache
+def _saved_upsert(dialect: str, columns: tuple[str, ...]):
+    """The upsert of SyncedRecords.saved, built once: it runs once per synced record, and building
+    the statement anew each time cost more than executing it."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(synced_records)
+    keys = [column.name for column in synced_records.primary_key.columns]
+    return statement.on_conflict_do_update(
+        index_elements=keys, set_={name: statement.excluded[name] for name in columns}
     )
 
 
@@ -258,7 +293,7 @@ class SyncedRecords:
         }
         key = {"administration": self.administration, "entity": self.entity, "king_key": king_key}
         with self.store.transaction() as conn:
-            _upsert(conn, synced_records, {**key, **values}, values)
+            conn.execute(_saved_upsert(conn.dialect.name, tuple(values)), {**key, **values})
 
     def removed_in_king(self, king_key: str) -> None:
         """Stop retrying a record King no longer has: forget it if it never reached Qics, else
@@ -381,6 +416,31 @@ EXPORT_OPEN_STATES = ("selected", "booking_sent", "booked", "pdf_attached")
 EXPORT_DONE_STATES = ("marked", "skipped")
 
 
+@cache
+def _ledger_row():
+    """One ledger row by key, built once: the export reads it after every step of every invoice."""
+    t = invoice_exports.c
+    return sa.select(invoice_exports).where(
+        (t.administration == sa.bindparam("administration")) & (t.invoice_id == sa.bindparam("invoice_id"))
+    )
+
+
+@cache
+def _ledger_move(expected: tuple[str, ...], columns: tuple[str, ...]):
+    """InvoiceLedger.move's conditional update, built once per shape (several moves per invoice)."""
+    t = invoice_exports.c
+    return (
+        sa.update(invoice_exports)
+        .where(
+            (t.administration == sa.bindparam("key_administration"))
+            & (t.invoice_id == sa.bindparam("key_invoice_id"))
+            & (t.owner == sa.bindparam("key_owner"))
+            & t.state.in_(expected)
+        )
+        .values({name: sa.bindparam(f"new_{name}") for name in columns})
+    )
+
+
 class InvoiceLedger:
     """The export ledger of one administration: the exactly-once bookkeeping of invoice exports.
 
@@ -397,8 +457,9 @@ class InvoiceLedger:
         return (t.administration == self.administration) & (t.invoice_id == int(invoice_id))
 
     def get(self, invoice_id: int) -> sa.Row | None:
+        key = {"administration": self.administration, "invoice_id": int(invoice_id)}
         with self.store.engine.connect() as conn:
-            return conn.execute(sa.select(invoice_exports).where(self._key(invoice_id))).first()
+            return conn.execute(_ledger_row(), key).first()
 
     def rows(self, states: tuple[str, ...] | None = None) -> list[sa.Row]:
         t = invoice_exports.c
@@ -482,15 +543,13 @@ class InvoiceLedger:
 
     def move(self, invoice_id: int, token: str, expected: tuple[str, ...] | str, **values) -> bool:
         """Move an invoice we own from one of the ``expected`` states (conditional update)."""
-        expected = (expected,) if isinstance(expected, str) else expected
+        expected = (expected,) if isinstance(expected, str) else tuple(expected)
         now = utcnow()
-        t = invoice_exports.c
+        values = {"claimed_at": now, "updated_at": now, **values}
+        params = {f"new_{name}": value for name, value in values.items()}
+        params.update(key_administration=self.administration, key_invoice_id=int(invoice_id), key_owner=token)
         with self.store.transaction() as conn:
-            result = conn.execute(
-                sa.update(invoice_exports)
-                .where(self._key(invoice_id) & (t.owner == token) & t.state.in_(expected))
-                .values(claimed_at=now, updated_at=now, **values)
-            )
+            result = conn.execute(_ledger_move(expected, tuple(values)), params)
         return result.rowcount == 1
 
     def failed(self, invoice_id: int, token: str, reason: str, **values) -> None:
@@ -520,3 +579,66 @@ class InvoiceLedger:
                 .where(self._key(invoice_id) & (t.owner == token))
                 .values(updated_at=utcnow(), **values)
             )
+
+
+# -- reconciliations (owned by king_qics.sync.reconcile) ------------------------------------------
+
+reconciliations = sa.Table(
+    "reconciliations",
+    metadata,
+    sa.Column("administration", sa.String(64), primary_key=True),
+    sa.Column("entity", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(250), nullable=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("king_records", sa.Integer, nullable=False),
+    sa.Column("qics_records", sa.Integer, nullable=False),
+    sa.Column("differing_records", sa.Integer, nullable=False),  # records with at least one difference
+    sa.Column("differences", sa.Integer, nullable=False),  # rows in reconciliation_differences
+)
+
+reconciliation_differences = sa.Table(
+    "reconciliation_differences",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("administration", sa.String(64), nullable=False),
+    sa.Column("entity", sa.String(64), nullable=False),
+    sa.Column("king_key", sa.String(64), nullable=False),
+    sa.Column("qics_id", sa.BigInteger, nullable=True),
+    # field: a Qics field differs; missing: King has it, Qics does not; unmapped: King's record
+    # cannot be mapped (the reason is in ``expected``), so what Qics should hold is unknown
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("field", sa.String(128), nullable=True),
+    sa.Column("expected", sa.Text, nullable=True),  # JSON of the value King says Qics should hold
+    sa.Column("actual", sa.Text, nullable=True),  # JSON of the value Qics holds
+)
+sa.Index(
+    "ix_reconciliation_differences_entity",
+    reconciliation_differences.c.administration,
+    reconciliation_differences.c.entity,
+    reconciliation_differences.c.king_key,
+)
+
+
+def save_reconciliation(store: StateStore, report: dict, differences: list[dict]) -> None:
+    """Replace the latest reconciliation of one administration and entity (one transaction)."""
+    key = {"administration": report["administration"], "entity": report["entity"]}
+    t = reconciliation_differences.c
+    with store.transaction() as conn:
+        conn.execute(
+            sa.delete(reconciliation_differences).where(
+                (t.administration == key["administration"]) & (t.entity == key["entity"])
+            )
+        )
+        if differences:
+            conn.execute(sa.insert(reconciliation_differences), [{**key, **row} for row in differences])
+        values = {name: value for name, value in report.items() if name not in key}
+        _upsert(conn, reconciliations, report, values)
+
+
+def last_reconciled_at(store: StateStore, administration: str) -> datetime | None:
+    t = reconciliations.c
+    with store.engine.connect() as conn:
+        return conn.execute(
+            sa.select(sa.func.max(t.started_at)).where(t.administration == administration)
+        ).scalar()

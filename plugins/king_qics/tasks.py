@@ -63,6 +63,45 @@ def sync_master_data(
     return report.counts()
 
 
+def reconcile(config_path: str, administration_id: str, entities: list[str], context: dict) -> dict:
+    """Compare King (mapped) with Qics for ``entities``; daily or with the ``reconcile`` param, else
+    skipped. Reads both systems, writes to neither; stores and logs the differences."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from king_qics.hooks.king_finance import KingFinanceHook
+    from king_qics.hooks.qics import QicsMilestonesHook
+    from king_qics.state import utcnow
+    from king_qics.sync.master_data import MasterDataSync
+    from king_qics.sync.reconcile import reconcile_entity, reconciliation_due
+
+    adm, config = administration(config_path, administration_id)
+    params = context.get("params") or {}
+    store = state_store(config)
+    if not params.get("reconcile") and not reconciliation_due(store, adm.id, utcnow()):
+        raise AirflowSkipException("reconciled today already; trigger with reconcile: true to run it now")
+    results = {}
+    with KingFinanceHook(adm.king_conn_id) as king:
+        qics = QicsMilestonesHook(adm.qics_conn_id, state_store=store)
+        try:
+            sync = MasterDataSync(adm, king, qics, store, run_id=context.get("run_id"))
+            for entity in entities:
+                result = reconcile_entity(sync, entity)
+                result.save(store)
+                results[entity] = result.counts()
+                log.info("%s %s reconciled: %s", adm.id, entity, result.counts())
+                if result.differences:
+                    log.warning("%s %s: Qics differs from King:\n%s", adm.id, entity, result.table())
+        finally:
+            qics.close()
+    totals = {
+        name: sum(counts[name] for counts in results.values())
+        for name in next(iter(results.values()), {})
+        if name != "entity"
+    }
+    publish_counts(context, totals)  # the totals; the return value has them per entity
+    return results
+
+
 def export_invoices(config_path: str, administration_id: str, step: str, context: dict) -> dict:
     """One step of the invoice export DAG: ``select``, ``export`` or ``report``."""
     from airflow.sdk.exceptions import AirflowFailException

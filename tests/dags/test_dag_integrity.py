@@ -113,7 +113,9 @@ def test_conventions(parsed):
 def test_master_data_task_order(parsed):
     for adm in administration_ids():
         tasks = parsed["dags"][f"king_qics__{adm}__master_data"]["tasks"]
-        assert set(tasks) == {"vat_codes", "payment_conditions", "cost_centers", "items", "customers"}
+        entities = {"vat_codes", "payment_conditions", "cost_centers", "items", "customers"}
+        assert set(tasks) == entities | {"reconcile"}
+        assert set(tasks["reconcile"]["upstream"]) == entities  # after them: never delays the sync
         assert tasks["items"]["upstream"] == ["vat_codes"]
         assert tasks["customers"]["upstream"] == ["cost_centers", "payment_conditions", "vat_codes"]
         for first in ("vat_codes", "payment_conditions", "cost_centers"):

@@ -77,7 +77,9 @@ def run_dag(dagbag, connections, state_store):
             task.max_retry_delay = timedelta(seconds=2)
         # Every param explicitly: dag.test() keeps the previous run's conf in the DAG's params.
         defaults = {name: param.value for name, param in dag.params.items()}
-        defaults.update(full_refresh=False, dry_run=False)
+        defaults.update(
+            {name: False for name in ("full_refresh", "dry_run", "reconcile") if name in defaults}
+        )
         dag_run = dag.test(run_conf={**defaults, **conf})
         states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
         return dag_run, states

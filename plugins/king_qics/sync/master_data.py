@@ -87,14 +87,19 @@ def full_read_reason(watermark, started: datetime, full_refresh: bool, failing: 
         return "first sync"
     if failing > MAX_KEYED_REREADS:
         return f"{failing} failing records to re-read"
-    local = pendulum.instance(started).in_timezone(AMSTERDAM)
-    hour, minute = DAILY_FULL_READ_AFTER
-    daily = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
-    if local < daily:
-        daily = daily.subtract(days=1)
-    if pendulum.instance(watermark.last_full_read_at) < daily:
+    if pendulum.instance(watermark.last_full_read_at) < daily_cutoff(started):
+        hour, minute = DAILY_FULL_READ_AFTER
         return f"first run after {hour:02d}:{minute:02d}: the daily full read"
     return None
+
+
+def daily_cutoff(moment: datetime) -> pendulum.DateTime:
+    """The latest 07:00 Amsterdam time at or before ``moment``: what ran before it is not from
+    "today" (the daily full read, the daily reconciliation)."""
+    local = pendulum.instance(moment).in_timezone(AMSTERDAM)
+    hour, minute = DAILY_FULL_READ_AFTER
+    daily = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    return daily.subtract(days=1) if local < daily else daily
 
 
 class MasterDataSync:
@@ -130,18 +135,14 @@ class MasterDataSync:
         if not dry_run:  # every record to retry was read (in full or by key): the rest is gone
             self._forget_removed(mapping, records, retry, king_df)
 
-        lookups = {name: SyncedRecords(self.store, self.adm.id, name).qics_ids() for name in mapping.lookups}
-        extra_tables = {
-            table: self.king.read_table(table, fields) for table, fields in mapping.extra_tables.items()
-        }
-        mapped = mapping.apply(king_df, administration=self.adm, lookups=lookups, extra_tables=extra_tables)
+        mapped = self.map(mapping, king_df)
         for key, reason in mapped.errors.items():
             self._fail(report, records, str(key), reason, dry_run)
 
         qics_now = self._qics_records(mapping, mapped, known, full_refresh)
         for key, row in mapped.records.iterrows():
             key = str(key)
-            payload = {name: _json_ready(value) for name, value in row.items()}
+            payload = {name: json_ready(value) for name, value in row.items()}
             pending = mapped.pending.get(key)
             report.pending += pending is not None
             self._sync_one(
@@ -183,6 +184,23 @@ class MasterDataSync:
             " (dry run: nothing written)" if dry_run else "",
         )
         return report
+
+    def map(self, mapping, king_df):
+        """King rows -> Qics records, lookups resolved against what the state store has synced."""
+        lookups = {name: SyncedRecords(self.store, self.adm.id, name).qics_ids() for name in mapping.lookups}
+        extra_tables = {
+            table: self.king.read_table(table, fields) for table, fields in mapping.extra_tables.items()
+        }
+        return mapping.apply(king_df, administration=self.adm, lookups=lookups, extra_tables=extra_tables)
+
+    def read_qics(self, mapping) -> dict[str, dict]:
+        """This administration's Qics records of the mapping's entity, keyed by King key."""
+        frame = self.qics.read(mapping.qics_entity, filter=mapping.company_filter(self.adm))
+        return {
+            mapping.king_key_of(record): record
+            for record in (_row_dict(row) for _, row in frame.iterrows())
+            if mapping.king_key_of(record) is not None
+        }
 
     def _extract(self, mapping, retry: set[str], full_refresh: bool, started: datetime):
         """The King records to look at: changed since the watermark plus the ones to retry, or all."""
@@ -227,12 +245,7 @@ class MasterDataSync:
         ]
         if not full_refresh and not not_in_qics_yet:
             return None
-        frame = self.qics.read(mapping.qics_entity, filter=mapping.company_filter(self.adm))
-        return {
-            mapping.king_key_of(record): record
-            for record in (_row_dict(row) for _, row in frame.iterrows())
-            if mapping.king_key_of(record) is not None
-        }
+        return self.read_qics(mapping)
 
     def _sync_one(
         self, mapping, records, report, key, payload, pending, stored, qics_now, full_refresh, dry_run
@@ -316,7 +329,7 @@ def _is_missing(value) -> bool:
         return False
 
 
-def _json_ready(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
     return None if _is_missing(value) else value
 
 
@@ -330,11 +343,16 @@ def _stored_values(stored) -> dict | None:
     return json.loads(stored.record_json)
 
 
-def _differences(payload: dict, current: dict) -> list[str]:
-    """Fields whose mapped value differs from ``current``, as 'Field: old -> new'."""
-    changes = []
+def field_differences(payload: dict, current: dict) -> list[tuple[str, Any, Any]]:
+    """(field, mapped value, value in ``current``) for every field where the two differ."""
+    differences = []
     for name, value in payload.items():
         new, old = canonical(value), canonical(current.get(name))
         if new != old:
-            changes.append(f"{name}: {old!r} -> {new!r}")
-    return changes
+            differences.append((name, new, old))
+    return differences
+
+
+def _differences(payload: dict, current: dict) -> list[str]:
+    """Fields whose mapped value differs from ``current``, as 'Field: old -> new'."""
+    return [f"{name}: {old!r} -> {new!r}" for name, new, old in field_differences(payload, current)]

@@ -1,0 +1,156 @@
+"""The FastAPI app of the King <-> Qics page, mounted by the Airflow API server (see plugin.py).
+
+Read-only. Every route requires a user Airflow has authenticated (its JWT, from the Authorization
+header or the UI's ``_token`` cookie) who may read DAG runs: Airflow's own ``requires_access_dag``
+dependency, so the auth manager configured for Airflow decides. HTML is rendered on the server
+(Jinja2); the JSON API under ``/api`` returns the same data.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from king_qics.config import LoadResult, load_administrations
+from king_qics.state import STATE_CONN_ID_ENV, StateStore
+from king_qics.ui import queries
+from king_qics.ui.formatting import FILTERS
+from king_qics.ui.plugin import URL_PREFIX
+
+PAGE_LIMIT = 20  # rows of each list on an administration's page
+LIST_LIMIT = 200  # rows per page of a full list
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+TEMPLATES.env.filters.update(FILTERS)
+
+
+def config_path() -> Path:
+    """The administrations config the DAG file reads: $KING_QICS_CONFIG, else include/ beside the
+    DAGs folder (dags/king_qics.py reads ../include/administrations.yaml)."""
+    from airflow.configuration import conf
+
+    configured = os.environ.get("KING_QICS_CONFIG")
+    if configured:
+        return Path(configured)
+    return Path(conf.get("core", "dags_folder")).resolve().parent / "include" / "administrations.yaml"
+
+
+@cache
+def _config(path: Path, mtime: float) -> LoadResult:
+    return load_administrations(path)
+
+
+def current_config() -> LoadResult:
+    path = config_path()
+    return _config(path, path.stat().st_mtime if path.exists() else 0.0)
+
+
+@cache
+def _store(conn_id: str | None) -> StateStore:
+    return StateStore.from_settings(conn_id)  # creates missing tables once per process
+
+
+def current_store() -> StateStore:
+    """The store the tasks write to: the config's connection, else $KING_QICS_STATE_CONN_ID, else SQLite."""
+    return _store(current_config().state_store_conn_id or os.environ.get(STATE_CONN_ID_ENV))
+
+
+def airflow_base(request: Request) -> str:
+    """Airflow's own URL prefix (links to the React UI's routes), whatever it is mounted under."""
+    return request.scope.get("root_path", "").removesuffix(URL_PREFIX)
+
+
+def _administration(administration_id: str):
+    adm = current_config().get(administration_id)
+    if adm is None:
+        raise HTTPException(status_code=404, detail=f"no administration {administration_id!r} is configured")
+    return adm
+
+
+def overview_data() -> dict[str, Any]:
+    config = current_config()
+    ids = [adm.id for adm in config.administrations]
+    summary = queries.overview(current_store(), ids)
+    return {
+        "administrations": [
+            {"id": adm.id, "name": adm.name, "enabled": adm.enabled, **summary[adm.id]}
+            for adm in config.administrations
+        ],
+        "config_errors": [str(error) for error in config.errors],
+    }
+
+
+def detail_data(administration_id: str) -> dict[str, Any]:
+    adm = _administration(administration_id)
+    detail = queries.administration_detail(current_store(), adm.id, limit=PAGE_LIMIT)
+    dags = {
+        kind: queries.dag_id(adm.id, kind) for kind in ("master_data", "projects_employees", "invoice_export")
+    }
+    return {"id": adm.id, "name": adm.name, "dags": dags, **detail}
+
+
+def list_data(administration_id: str, name: str, offset: int, limit: int) -> dict[str, Any]:
+    adm = _administration(administration_id)
+    if name not in queries.LISTS:
+        raise HTTPException(status_code=404, detail=f"no list {name!r}; known: {', '.join(queries.LISTS)}")
+    return {"id": adm.id, "name": adm.name, **queries.list_page(current_store(), adm.id, name, offset, limit)}
+
+
+def create_app() -> FastAPI:
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+    from airflow.api_fastapi.core_api.security import requires_access_dag
+
+    app = FastAPI(
+        title="King <-> Qics sync status",
+        description="Read-only status of the King Finance <-> QicsMilestones sync (king-qics-sync).",
+        dependencies=[Depends(requires_access_dag("GET", DagAccessEntity.RUN))],
+    )
+
+    def render(request: Request, template: str, **context) -> HTMLResponse:
+        return TEMPLATES.TemplateResponse(
+            request,
+            template,
+            {"base": request.scope.get("root_path", ""), "airflow": airflow_base(request), **context},
+        )
+
+    @app.get("/", response_class=HTMLResponse)
+    def overview_page(request: Request):
+        return render(request, "overview.html", **overview_data())
+
+    @app.get("/administrations/{administration_id}", response_class=HTMLResponse)
+    def administration_page(request: Request, administration_id: str):
+        return render(request, "administration.html", adm=detail_data(administration_id))
+
+    @app.get("/administrations/{administration_id}/lists/{name}", response_class=HTMLResponse)
+    def list_view(
+        request: Request,
+        administration_id: str,
+        name: str,
+        offset: int = Query(0, ge=0),
+        limit: int = Query(LIST_LIMIT, ge=1, le=1000),
+    ):
+        return render(request, "list.html", page=list_data(administration_id, name, offset, limit))
+
+    @app.get("/api/administrations")
+    def overview_api() -> dict[str, Any]:
+        return overview_data()
+
+    @app.get("/api/administrations/{administration_id}")
+    def administration_api(administration_id: str) -> dict[str, Any]:
+        return detail_data(administration_id)
+
+    @app.get("/api/administrations/{administration_id}/lists/{name}")
+    def list_api(
+        administration_id: str,
+        name: str,
+        offset: int = Query(0, ge=0),
+        limit: int = Query(LIST_LIMIT, ge=1, le=1000),
+    ) -> dict[str, Any]:
+        return list_data(administration_id, name, offset, limit)
+
+    return app

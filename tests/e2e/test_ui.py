@@ -1,0 +1,230 @@
+"""The King <-> Qics page (plugins/king_qics/ui): its API behind Airflow's authentication, and the
+page itself in headless Chromium, logged in through Airflow's login form on a real
+`airflow api-server`, showing the data of a real run of the DAGs against the sandboxes.
+
+Set UPDATE_SCREENSHOT=1 to also write the browser's screenshot to docs/ui_sync_status.png.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from sandbox.server import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOT = ROOT / "docs" / "ui_sync_status.png"
+USERS = {"viewer": ("viewer", "viewer-password"), "norole": ("", "norole-password")}
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+ROUTES = [
+    "/king-qics/",
+    "/king-qics/administrations/noord",
+    "/king-qics/administrations/noord/lists/failing",
+    "/king-qics/api/administrations",
+    "/king-qics/api/administrations/noord",
+    "/king-qics/api/administrations/noord/lists/invoices_exported",
+]
+
+
+@pytest.fixture(scope="module")
+def auth_env(tmp_path_factory):
+    """Airflow's SimpleAuthManager with two known users: a viewer, and one without any role."""
+    passwords = tmp_path_factory.mktemp("auth") / "passwords.json"
+    passwords.write_text(json.dumps({name: password for name, (_, password) in USERS.items()}))
+    env = {
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{n}:{role}" for n, (role, _) in USERS.items()),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__API_AUTH__JWT_SECRET": "king-qics-ui-test-secret-" + "x" * 48,
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        yield env
+
+
+@pytest.fixture(scope="module")
+def client(auth_env, airflow_db):
+    """Airflow's own API server app (plugins mounted as in production), in process."""
+    from airflow.api_fastapi.app import create_app
+    from fastapi.testclient import TestClient
+
+    return TestClient(create_app())
+
+
+def token(client, user: str) -> str:
+    response = client.post("/auth/token", json={"username": user, "password": USERS[user][1]})
+    assert response.status_code == 201, response.text
+    return response.json()["access_token"]
+
+
+def test_every_route_requires_an_airflow_user_who_may_read_dag_runs(client, state_store):
+    viewer = {"Authorization": f"Bearer {token(client, 'viewer')}"}
+    no_role = {"Authorization": f"Bearer {token(client, 'norole')}"}
+    for route in ROUTES:
+        assert client.get(route).status_code == 401, route
+        assert client.get(route, headers={"Authorization": "Bearer not-a-jwt"}).status_code == 403, route
+        assert client.get(route, headers=no_role).status_code == 403, route
+        assert client.get(route, headers=viewer).status_code == 200, route
+        client.cookies.set("_token", token(client, "viewer"))  # the UI's session cookie works too
+        assert client.get(route).status_code == 200, route
+        client.cookies.clear()
+    assert client.get("/king-qics/api/administrations/nosuch", headers=viewer).status_code == 404
+
+
+@pytest.fixture
+def synced(run_dag, sandbox):
+    """A real run of noord's master-data (it reconciles, the first run of the day) and invoice export."""
+    _, master = run_dag("king_qics__noord__master_data")
+    _, invoices = run_dag("king_qics__noord__invoice_export")
+    assert master["customers"] == "failed" and master["reconcile"] == "success"
+    assert invoices["export"] == "failed"  # N2026005: its customer is no King debtor (demo data)
+    return sandbox
+
+
+def test_api_shows_the_run(synced, client, state_store):
+    from king_qics.state import InvoiceLedger
+
+    headers = {"Authorization": f"Bearer {token(client, 'viewer')}"}
+    overview = client.get("/king-qics/api/administrations", headers=headers).json()
+    noord = next(adm for adm in overview["administrations"] if adm["id"] == "noord")
+    assert noord["failing"] == 1 and noord["latest"]["failed"] == 1
+    booked = [row for row in InvoiceLedger(state_store, "noord").rows() if row.state == "marked"]
+    assert booked and noord["invoices"]["exported"] == len(booked)
+    assert noord["invoices"]["failed"] == 1 and noord["differing_records"] == 1
+
+    detail = client.get("/king-qics/api/administrations/noord", headers=headers).json()
+    failing = detail["lists"]["failing"]
+    assert failing["total"] == 1 and failing["rows"][0]["king_key"] == "10006"
+    assert "BETCOND 9" in failing["rows"][0]["last_error"]
+    runs = {run["entity"]: run for run in detail["runs"]}
+    assert set(runs) == {"vat_codes", "payment_conditions", "cost_centers", "items", "customers"}
+    assert {run["dag_id"] for run in runs.values()} == {"king_qics__noord__master_data"}
+    assert (runs["customers"]["read"], runs["customers"]["failed"]) == (12, 1)  # 10006 fails
+    assert noord["latest"]["new"] == sum(run["new"] for run in runs.values())
+    exported = detail["lists"]["invoices_exported"]["rows"]
+    assert {row["booking_key"] for row in exported} == {row.booking_key for row in booked}
+    assert detail["lists"]["invoices_failed"]["rows"][0]["invoice_number"] == "N2026005"
+    assert detail["lists"]["differences"]["rows"][0]["king_key"] == "10006"
+
+    more = client.get(
+        "/king-qics/api/administrations/noord/lists/invoices_exported?offset=1&limit=1", headers=headers
+    ).json()
+    assert more["total"] == len(booked) and len(more["rows"]) == min(1, len(booked) - 1)
+
+
+@pytest.fixture
+def api_server(auth_env, airflow_db, tmp_path):
+    """A real `airflow api-server` on a free port, on the tests' metadata DB and state store."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, **auth_env, "AIRFLOW__API__BASE_URL": base, "AIRFLOW__API__WORKERS": "1"}
+    log = open(tmp_path / "api-server.log", "w")  # noqa: SIM115 (closed below)
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "airflow"),
+            "api-server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if requests.get(f"{base}/api/v2/monitor/health", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"airflow api-server did not start:\n{(tmp_path / 'api-server.log').read_text()}"
+                )
+            time.sleep(0.5)
+        yield base
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+
+
+@pytest.fixture
+def browser():
+    """Debian's headless Chromium, driven through chromedriver."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"):
+        options.add_argument(flag)
+    options.add_argument("--window-size=1500,1300")
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver.implicitly_wait(0)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_the_page_in_chromium_after_logging_in(synced, api_server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 60)
+    browser.get(f"{api_server}/king-qics/")  # not logged in: Airflow refuses
+    assert "Not authenticated" in browser.find_element(By.TAG_NAME, "body").text
+
+    browser.get(f"{api_server}/auth/login")
+    wait.until(ready.presence_of_element_located((By.NAME, "username"))).send_keys("viewer")
+    browser.find_element(By.NAME, "password").send_keys(USERS["viewer"][1])
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait.until(lambda driver: driver.get_cookie("_token") is not None)
+
+    # through the link in Airflow's navigation: Browse -> King <-> Qics (the plugin's external view)
+    browser.get(f"{api_server}/")
+    wait.until(ready.element_to_be_clickable((By.XPATH, "//button[normalize-space()='Browse']"))).click()
+    wait.until(ready.element_to_be_clickable((By.XPATH, "//*[normalize-space()='King <-> Qics']"))).click()
+    wait.until(ready.url_to_be(f"{api_server}/plugin/king-qics"))
+    frame = wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "iframe[src*='/king-qics/']")))
+    browser.switch_to.frame(frame)
+    row = wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "tr[data-administration=noord]")))
+    assert "Adviesbureau Noord B.V." in row.text
+    row.find_element(By.LINK_TEXT, "Adviesbureau Noord B.V.").click()
+
+    runs = wait.until(ready.presence_of_element_located((By.ID, "runs")))
+    cells = [cell.text for cell in runs.find_elements(By.CSS_SELECTOR, "tr[data-entity=customers] td")]
+    assert (cells[3], cells[7]) == ("12", "1")  # read 12, failed 1 (10006)
+    failing = browser.find_element(By.CSS_SELECTOR, "table[data-list=failing]").text
+    assert "10006" in failing and "BETCOND 9" in failing
+    exported = browser.find_element(By.CSS_SELECTOR, "table[data-list=invoices_exported]").text
+    assert "N2026001" in exported and "70;2026;" in exported
+    differences = browser.find_element(By.CSS_SELECTOR, "table[data-list=differences]").text
+    assert "10006" in differences and "unmapped" in differences
+    link = runs.find_element(By.CSS_SELECTOR, "tr[data-entity=customers] a").get_attribute("href")
+    assert link.startswith(f"{api_server}/dags/king_qics__noord__master_data/runs/manual__")
+
+    browser.switch_to.default_content()
+    screenshot = tmp_path / "ui_sync_status.png"
+    browser.save_screenshot(str(screenshot))
+    if os.environ.get("UPDATE_SCREENSHOT"):
+        shutil.copy(screenshot, SCREENSHOT)
