@@ -9,7 +9,10 @@ empty list or ``DELETE /_sandbox/faults`` switches all off):
   timeout this is a write that was committed although the client gave up);
 - ``expire_session``: end every King session / Qics access token before handling;
 - ``drop_after_commit``: handle the request (commit the write), then drop the connection after
-  the status line, so the client never receives the body.
+  the status line, so the client never receives the body;
+- ``raw_response``: answer ``status`` with ``body`` repeated ``repeat`` times (streamed) as
+  ``content_type``, without handling the request: a misbehaving server or proxy (HTML error pages,
+  broken JSON, XML with a DTD, a huge answer).
 
 A rule fires with ``probability`` (default 1.0), at most ``count`` times (default unlimited), only
 for the listed ``operations`` (default all), drawn from a generator seeded by ``seed``.
@@ -25,10 +28,12 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-FaultKind = Literal["http_500", "http_503", "http_429", "latency", "expire_session", "drop_after_commit"]
+FaultKind = Literal[
+    "http_500", "http_503", "http_429", "latency", "expire_session", "drop_after_commit", "raw_response"
+]
 
 DROP_FLAG = "sandbox_drop_response"
 
@@ -40,6 +45,10 @@ class FaultRule(BaseModel):
     operations: list[str] | None = None
     retry_after: float = 1.0
     latency_seconds: float = 0.0
+    status: int = 200  # raw_response
+    body: str = ""
+    content_type: str = "text/xml; charset=utf-8"
+    repeat: int = Field(1, ge=1)
     fired: int = 0
 
     def matches(self, operation: str) -> bool:
@@ -83,9 +92,16 @@ class Faults:
 
     async def before(self, operation: str, expire: Callable[[], None]) -> Response | None:
         """Apply the faults that strike before a request is handled; a response ends the request."""
-        rule = self.draw(operation, {"http_500", "http_503", "http_429", "latency", "expire_session"})
+        rule = self.draw(
+            operation, {"http_500", "http_503", "http_429", "latency", "expire_session", "raw_response"}
+        )
         if rule is None:
             return None
+        if rule.kind == "raw_response":
+            chunk = rule.body.encode("utf-8")
+            return StreamingResponse(
+                (chunk for _ in range(rule.repeat)), status_code=rule.status, media_type=rule.content_type
+            )
         if rule.kind == "latency":
             await asyncio.sleep(rule.latency_seconds)
             return None

@@ -208,6 +208,15 @@ def t_decimal(values: pd.Series, ctx: Context, arg: str | None) -> Result:
     return keep(out, ~bad), _errors_where(bad, "'" + text(values).astype(str) + "' is not a number")
 
 
+def t_percentage(values: pd.Series, ctx: Context, arg: str | None) -> Result:
+    """A decimal from 0 to 100 (a VAT percentage outside that range is a data error in King)."""
+    out, errors = t_decimal(values, ctx, arg)
+    numbers = out.where(out.notna(), Decimal(0))
+    bad = out.notna() & ((numbers < 0) | (numbers > 100))
+    range_errors = _errors_where(bad, "'" + text(values).astype(str) + "' is not a percentage from 0 to 100")
+    return keep(out, ~bad), combine_errors(errors, range_errors)
+
+
 def _as_bool(values: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
     """(booleans with None, empty mask, invalid mask) for bool or J/N values."""
     empty = missing(values)
@@ -314,6 +323,7 @@ TRANSFORMS: dict[str, Callable[..., Result]] = {
     "truncate": t_truncate,  # truncate:N
     "int": t_int,
     "decimal": t_decimal,
+    "percentage": t_percentage,
     "bool": t_bool,
     "j_n_to_bool": t_bool,
     "not_blocked": t_not_blocked,

@@ -136,7 +136,7 @@ def test_builder_rounding_per_line_vs_header_is_spread_to_the_cent():
     ("change", "reason"),
     [
         ({"customer_code": "19999"}, "debtor 19999 (customer code) does not exist in King"),
-        ({"customer_code": None}, "is not a King number"),
+        ({"customer_code": None}, "is missing or unknown in Qics"),
         ({"InvoiceDate": "2026-09-28"}, "period 2026/9 is closed in King"),
         ({"lines": [line("100.00", "21.00", code="7", pct="21")]}, "VAT code 7 does not exist in King"),
         ({"lines": [line("100.00", "21.00", gl="8999")]}, "revenue account 8999 does not exist in King"),

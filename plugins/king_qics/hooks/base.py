@@ -24,7 +24,7 @@ import requests
 import tenacity
 from airflow.providers.http.hooks.http import HttpHook
 
-from king_qics.errors import OutcomeUnknownError, TransientError
+from king_qics.errors import OutcomeUnknownError, ProtocolError, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,9 @@ class ApiHook(HttpHook):
     default_max_attempts: int = 5
     default_backoff_initial: float = 0.5
     default_backoff_max: float = 30.0
+    # An answer larger than this is refused while it is read (a misbehaving server must not be
+    # able to exhaust the worker's memory); extra ``max_response_bytes`` overrides it.
+    default_max_response_bytes: int = 64 * 2**20
 
     def __init__(
         self,
@@ -147,6 +150,10 @@ class ApiHook(HttpHook):
     @cached_property
     def backoff_max(self) -> float:
         return self._setting(self._backoff_max, "backoff_max", self.default_backoff_max)
+
+    @cached_property
+    def max_response_bytes(self) -> int:
+        return self._setting(None, "max_response_bytes", self.default_max_response_bytes)
 
     def _configure_session_from_extra(self, session, connection, extra_options):
         transport_only = {k: v for k, v in connection.extra_dejson.items() if k in _TRANSPORT_EXTRAS}
@@ -226,9 +233,15 @@ class ApiHook(HttpHook):
         started = time.monotonic()
         try:
             response = self.session.request(
-                method, self.url(endpoint), timeout=self.timeout, allow_redirects=False, **request_kwargs
+                method,
+                self.url(endpoint),
+                timeout=self.timeout,
+                allow_redirects=False,
+                stream=True,
+                **request_kwargs,
             )
-            response.content  # noqa: B018 - read the body now: a dropped body is a transport failure
+            # read the body now (a dropped body is a transport failure), at most max_response_bytes
+            _read_body(response, self.max_response_bytes, f"{self.api_name} {operation}")
         except requests.exceptions.ConnectTimeout as exc:
             raise TransientError(f"{self.api_name} {operation}: connect timeout") from exc
         except requests.exceptions.ConnectionError as exc:
@@ -264,6 +277,24 @@ class ApiHook(HttpHook):
     def is_transient_server_error(self, response: requests.Response) -> bool:
         """A 5xx that says nothing more than 'try again'. Subclasses recognise their fault bodies."""
         return True
+
+
+def _read_body(response: requests.Response, limit: int, what: str) -> None:
+    """Read the (decoded) body into ``response.content``, refusing it once it exceeds ``limit``."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        response.close()
+        raise ProtocolError(
+            f"{what}: the answer announces {int(declared):,} bytes, over the limit of {limit:,}"
+        )
+    chunks, size = [], 0
+    for chunk in response.iter_content(chunk_size=256 * 1024):
+        size += len(chunk)
+        if size > limit:
+            response.close()
+            raise ProtocolError(f"{what}: the answer exceeds the limit of {limit:,} bytes; refused")
+        chunks.append(chunk)
+    response._content = b"".join(chunks)
 
 
 def _never_sent(exc: requests.exceptions.ConnectionError) -> bool:

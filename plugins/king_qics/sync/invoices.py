@@ -218,6 +218,11 @@ def build_booking(invoice: dict, *, journal: int, refs: KingRefs) -> Booking:
     if len(number) > FACT_LENGTH or "\t" in number:
         raise InvoiceError(f"invoice number {number!r} does not fit King's FACT (max {FACT_LENGTH})")
     day = _day(invoice.get("InvoiceDate"), "InvoiceDate")
+    if invoice.get("customer_code") in (None, ""):
+        customer = invoice.get("InvoiceCustomerCompanyId") or invoice.get("CustomerCompanyId")
+        raise InvoiceError(
+            f"the invoice's customer (CustomerCompanyId {customer}) is missing or unknown in Qics"
+        )
     debtor = _int_code(invoice.get("customer_code"), "customer code")
     if debtor not in refs.debtors:
         raise InvoiceError(f"debtor {debtor} (customer code) does not exist in King")
