@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test lint demo sandbox sync-once clean
+.PHONY: setup test lint demo sandbox sync-once bench bench-quick clean
 
 setup: $(STAMP)  ## create .venv and install runtime + dev requirements and the package
 
@@ -30,6 +30,12 @@ sync-once: setup  ## every DAG of every demo administration twice against fresh 
 
 sandbox: setup  ## only the two sandboxes, demo fixture, default ports
 	$(PY) -m sandbox serve
+
+bench: setup  ## benchmarks at full size (calls, time, memory, DAG parse); writes bench/RESULTS.md
+	$(PY) -m bench
+
+bench-quick: setup  ## benchmarks at small sizes, counts asserted (also part of `make test`)
+	$(PY) -m bench --quick
 
 clean:  ## remove the demo Airflow home
 	rm -rf airflow_home

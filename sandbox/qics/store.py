@@ -112,6 +112,8 @@ class QicsStore:
             self.data: dict[str, dict[int, dict]] = {name: {} for name in SETS}
             self.next_id: dict[str, int] = {name: 1 for name in SETS}
             self.next_global = {"CustomerId": 1, "ItemId": 1, "EmployeeId": 1}
+            # (set, field, CompanyId, value) -> keys: unique codes checked without a scan per write
+            self.codes: dict[tuple, set[int]] = {}
             entities = section.get("entities", {})
             unknown = set(entities) - set(SETS)
             if unknown:
@@ -139,8 +141,18 @@ class QicsStore:
                 record[gid] = self._new_global(gid)
             else:
                 self.next_global[gid] = max(self.next_global[gid], record[gid] + 1)
-        self.data[entity.name][key] = record
+        self._store(entity, key, record)
         self.next_id[entity.name] = max(self.next_id[entity.name], key + 1)
+
+    def _store(self, entity: EntitySet, key: int, record: dict) -> None:
+        """Put a record in place, keeping the index of unique codes in step."""
+        previous = self.data[entity.name].get(key)
+        for name in entity.unique:
+            if previous is not None:
+                self.codes.get(_code(entity, name, previous), set()).discard(key)
+            if record.get(name) not in (None, ""):
+                self.codes.setdefault(_code(entity, name, record), set()).add(key)
+        self.data[entity.name][key] = record
 
     def _new_global(self, name: str) -> int:
         value = self.next_global[name]
@@ -226,20 +238,15 @@ class QicsStore:
             value = record.get(name)
             if value in (None, ""):
                 continue
-            for other_key, other in self.data[entity.name].items():
-                if (
-                    other_key != key
-                    and other.get(name) == value
-                    and other.get("CompanyId") == record.get("CompanyId")
-                ):
-                    details.append(
-                        {
-                            "target": name,
-                            "message": f"A {entity.name} with {name} '{value}' already exists in this "
-                            f"company ({entity.key} {other_key}).",
-                        }
-                    )
-                    break
+            others = sorted(self.codes.get(_code(entity, name, record), set()) - {key})
+            if others:
+                details.append(
+                    {
+                        "target": name,
+                        "message": f"A {entity.name} with {name} '{value}' already exists in this "
+                        f"company ({entity.key} {others[0]}).",
+                    }
+                )
         if details:
             raise ODataError(
                 400,
@@ -260,7 +267,7 @@ class QicsStore:
             for gid in entity.server_ids:
                 if record.get(gid) is None:
                     record[gid] = self._new_global(gid)
-            self.data[entity.name][key] = record
+            self._store(entity, key, record)
             return record
 
     def replace(self, entity: EntitySet, key: int, body: Any) -> dict:
@@ -272,5 +279,9 @@ class QicsStore:
             for name in entity.server_ids | entity.read_only:
                 if record.get(name) is None:
                     record[name] = current.get(name)
-            self.data[entity.name][key] = record
+            self._store(entity, key, record)
             return record
+
+
+def _code(entity: EntitySet, name: str, record: dict) -> tuple:
+    return (entity.name, name, record.get("CompanyId"), record.get(name))

@@ -648,16 +648,20 @@ class KingFinanceHook(ApiHook):
         return files
 
     def find_booking(self, journal: int, year: int, invoice_number: str) -> str | None:
-        """The key of the booking of this invoice number in this journal and year, or None."""
-        frame = self.read_table(
+        """The key of the booking of this invoice number in this journal and year, or None.
+
+        Runs before every invoice is posted: the first page's rows as text, no DataFrame."""
+        pages = self.read_records(
             "BOE",
             ["DAGB", "JR", "PN", "RG"],
             where=[("DAGB", "=", journal), ("JR", "=", year), ("FACT", "=", invoice_number)],
             order_by=["RG"],
         )
-        if frame.empty:
+        rows, _ = next(pages)
+        pages.close()
+        if not rows:
             return None
-        first = frame.iloc[0]
+        first = rows[0]
         return booking_key(first["DAGB"], first["JR"], first["PN"], first["RG"])
 
 
