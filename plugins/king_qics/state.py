@@ -419,9 +419,36 @@ EXPORT_DONE_STATES = ("marked", "skipped")
 @cache
 def _ledger_row():
     """One ledger row by key, built once: the export reads it after every step of every invoice."""
+    return sa.select(invoice_exports).where(_ledger_key())
+
+
+def _ledger_key():
+    """One ledger row; the bind names must differ from column names in an UPDATE."""
     t = invoice_exports.c
-    return sa.select(invoice_exports).where(
-        (t.administration == sa.bindparam("administration")) & (t.invoice_id == sa.bindparam("invoice_id"))
+    return (t.administration == sa.bindparam("key_administration")) & (
+        t.invoice_id == sa.bindparam("key_invoice_id")
+    )
+
+
+@cache
+def _ledger_claim():
+    """InvoiceLedger.claim's conditional update, built once (once per invoice of every run)."""
+    t = invoice_exports.c
+    takeable = t.owner.is_(None) | (t.owner == sa.bindparam("token")) | (t.claimed_at < sa.bindparam("stale"))
+    return (
+        sa.update(invoice_exports)
+        .where(_ledger_key() & t.state.in_(EXPORT_OPEN_STATES) & takeable)
+        .values(owner=sa.bindparam("token"), claimed_at=sa.bindparam("now"), updated_at=sa.bindparam("now"))
+    )
+
+
+@cache
+def _ledger_release():
+    t = invoice_exports.c
+    return (
+        sa.update(invoice_exports)
+        .where(_ledger_key() & (t.owner == sa.bindparam("token")))
+        .values(owner=None, claimed_at=None, updated_at=sa.bindparam("now"))
     )
 
 
@@ -431,12 +458,7 @@ def _ledger_move(expected: tuple[str, ...], columns: tuple[str, ...]):
     t = invoice_exports.c
     return (
         sa.update(invoice_exports)
-        .where(
-            (t.administration == sa.bindparam("key_administration"))
-            & (t.invoice_id == sa.bindparam("key_invoice_id"))
-            & (t.owner == sa.bindparam("key_owner"))
-            & t.state.in_(expected)
-        )
+        .where(_ledger_key() & (t.owner == sa.bindparam("key_owner")) & t.state.in_(expected))
         .values({name: sa.bindparam(f"new_{name}") for name in columns})
     )
 
@@ -456,10 +478,12 @@ class InvoiceLedger:
         t = invoice_exports.c
         return (t.administration == self.administration) & (t.invoice_id == int(invoice_id))
 
+    def _key_params(self, invoice_id: int) -> dict:
+        return {"key_administration": self.administration, "key_invoice_id": int(invoice_id)}
+
     def get(self, invoice_id: int) -> sa.Row | None:
-        key = {"administration": self.administration, "invoice_id": int(invoice_id)}
         with self.store.engine.connect() as conn:
-            return conn.execute(_ledger_row(), key).first()
+            return conn.execute(_ledger_row(), self._key_params(invoice_id)).first()
 
     def rows(self, states: tuple[str, ...] | None = None) -> list[sa.Row]:
         t = invoice_exports.c
@@ -518,28 +542,16 @@ class InvoiceLedger:
         """Take an open invoice for this run (atomic). A claim left by a crashed run expires after
         ``lease_seconds``; a live run renews its claim with every state move."""
         now = utcnow()
-        t = invoice_exports.c
         stale = datetime.fromtimestamp(now.timestamp() - lease_seconds, UTC)
+        params = {**self._key_params(invoice_id), "token": token, "stale": stale, "now": now}
         with self.store.transaction() as conn:
-            result = conn.execute(
-                sa.update(invoice_exports)
-                .where(
-                    self._key(invoice_id)
-                    & t.state.in_(EXPORT_OPEN_STATES)
-                    & (t.owner.is_(None) | (t.owner == token) | (t.claimed_at < stale))
-                )
-                .values(owner=token, claimed_at=now, updated_at=now)
-            )
+            result = conn.execute(_ledger_claim(), params)
         return result.rowcount == 1
 
     def release(self, invoice_id: int, token: str) -> None:
-        t = invoice_exports.c
+        params = {**self._key_params(invoice_id), "token": token, "now": utcnow()}
         with self.store.transaction() as conn:
-            conn.execute(
-                sa.update(invoice_exports)
-                .where(self._key(invoice_id) & (t.owner == token))
-                .values(owner=None, claimed_at=None, updated_at=utcnow())
-            )
+            conn.execute(_ledger_release(), params)
 
     def move(self, invoice_id: int, token: str, expected: tuple[str, ...] | str, **values) -> bool:
         """Move an invoice we own from one of the ``expected`` states (conditional update)."""
@@ -547,7 +559,7 @@ class InvoiceLedger:
         now = utcnow()
         values = {"claimed_at": now, "updated_at": now, **values}
         params = {f"new_{name}": value for name, value in values.items()}
-        params.update(key_administration=self.administration, key_invoice_id=int(invoice_id), key_owner=token)
+        params.update(self._key_params(invoice_id), key_owner=token)
         with self.store.transaction() as conn:
             result = conn.execute(_ledger_move(expected, tuple(values)), params)
         return result.rowcount == 1

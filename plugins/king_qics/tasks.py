@@ -3,9 +3,19 @@ log and return its counts, fail with a table of records and reasons when any rec
 
 from __future__ import annotations
 
+import gc
 import logging
 
 log = logging.getLogger(__name__)
+
+
+def freeze_loaded_heap() -> None:
+    """Keep what is loaded now (Airflow, pandas, the hooks: a large heap of long-lived objects) out of
+    the cyclic garbage collector's full scans for the rest of the task. A sync allocates per record,
+    which triggers those scans often; freezing cut the client CPU of a bulk load by about 15%
+    (bench/RESULTS.md). Frozen objects are still freed when unreferenced; only cycles among them
+    stay until the task's process ends."""
+    gc.freeze()
 
 
 def administration(config_path: str, administration_id: str):
@@ -42,6 +52,7 @@ def sync_master_data(
     adm, config = administration(config_path, administration_id)
     params = context.get("params") or {}
     store = state_store(config)
+    freeze_loaded_heap()
     with KingFinanceHook(adm.king_conn_id) as king:
         qics = QicsMilestonesHook(adm.qics_conn_id, state_store=store)
         try:
@@ -115,6 +126,7 @@ def export_invoices(config_path: str, administration_id: str, step: str, context
     dry_run = bool(params.get("dry_run"))
     store = state_store(config)
     ti = context.get("ti")
+    freeze_loaded_heap()
 
     if step == "report":
         counts = ti.xcom_pull(task_ids="export", key="counts") if ti is not None else None

@@ -72,6 +72,21 @@ def test_test_connection_logs_in_and_out(king):
     assert king.state("king")["_active_sessions"] == 0
 
 
+def test_proxy_environment_is_honoured(king, monkeypatch):
+    """The session takes HTTP_PROXY / NO_PROXY from the environment (once, when it is created)."""
+    from sandbox.server import free_port
+
+    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    ok, message = hook(max_attempts=1).test_connection()
+    assert not ok and "connection failed" in message
+
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert hook().test_connection()[0] is True
+    assert king.calls("king")["Login"] == 1  # only the second hook reached the sandbox
+
+
 def test_wrong_partner_key_is_an_authentication_error_and_not_retried(king, monkeypatch):
     connect(monkeypatch, king, partner_key="wrong")
     ok, message = hook().test_connection()

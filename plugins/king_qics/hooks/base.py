@@ -171,7 +171,9 @@ class ApiHook(HttpHook):
     @cached_property
     def session(self) -> requests.Session:
         """One pooled session per hook instance (HttpHook.run builds a new one per call)."""
-        return self.get_conn()
+        session = self.get_conn()
+        _resolve_environment_once(session, self.base_url)
+        return session
 
     def url(self, endpoint: str = "") -> str:
         self.session  # noqa: B018 - sets base_url
@@ -279,6 +281,22 @@ class ApiHook(HttpHook):
         return True
 
 
+def _resolve_environment_once(session: requests.Session, base_url: str) -> None:
+    """Take the environment's proxy variables, CA bundle and .netrc into the session once.
+
+    With ``trust_env`` requests reads them again for every request, scanning all of os.environ
+    each time: a third of our client-side CPU per record in a bulk load (bench/RESULTS.md). Every
+    request of a hook goes to its connection's host and a task's environment does not change
+    while it runs, so resolving them once for the base URL gives the same settings."""
+    if not session.trust_env:
+        return
+    settings = session.merge_environment_settings(base_url, {}, None, None, None)
+    session.proxies, session.verify = settings["proxies"], settings["verify"]
+    if session.auth is None:
+        session.auth = requests.utils.get_netrc_auth(base_url)
+    session.trust_env = False
+
+
 def _read_body(response: requests.Response, limit: int, what: str) -> None:
     """Read the (decoded) body into ``response.content``, refusing it once it exceeds ``limit``."""
     declared = response.headers.get("Content-Length", "")
@@ -287,6 +305,9 @@ def _read_body(response: requests.Response, limit: int, what: str) -> None:
         raise ProtocolError(
             f"{what}: the answer announces {int(declared):,} bytes, over the limit of {limit:,}"
         )
+    if declared.isdigit() and "Content-Encoding" not in response.headers:
+        response.content  # noqa: B018 - at most the announced length (checked above) is read
+        return
     chunks, size = [], 0
     for chunk in response.iter_content(chunk_size=256 * 1024):
         size += len(chunk)

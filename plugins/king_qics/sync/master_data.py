@@ -140,7 +140,8 @@ class MasterDataSync:
             self._fail(report, records, str(key), reason, dry_run)
 
         qics_now = self._qics_records(mapping, mapped, known, full_refresh)
-        for key, row in mapped.records.iterrows():
+        records_by_key = zip(mapped.records.index, mapped.records.to_dict("records"), strict=True)
+        for key, row in records_by_key:  # plain dicts: a Series per row (iterrows) cost more than the row
             key = str(key)
             payload = {name: json_ready(value) for name, value in row.items()}
             pending = mapped.pending.get(key)
