@@ -164,7 +164,10 @@ def write_config(folder: Path, count: int = 1) -> Path:
     """administrations.yaml with ``count`` administrations like the first one of the shipped file."""
     shipped = yaml.safe_load((ROOT / "include" / "administrations.yaml").read_text(encoding="utf-8"))
     template = next(adm for adm in shipped["administrations"] if adm["id"] == ADMINISTRATION)
-    entries = [template] + [{**template, "id": f"adm_{i:04d}"} for i in range(1, count)]
+    entries = [template] + [
+        {**template, "id": f"adm_{i:04d}", "king_conn_id": f"king_adm_{i:04d}", "qics_company_id": 100 + i}
+        for i in range(1, count)
+    ]  # each its own books: the config refuses two entries for the same King or Qics books
     path = folder / f"administrations_{count}.yaml"
     path.write_text(yaml.safe_dump({"administrations": entries}, sort_keys=False), encoding="utf-8")
     return path

@@ -44,10 +44,20 @@ def campaign() -> str:
         for kind, n in sorted(f["faults_by_kind"].items())
     ]
     kinds.append(["**total**", "", "", f"**{f['faults_injected']}**"])
+    staged = f["staged_situations"]
     invariants = [
         ["duplicate bookings (an invoice with more than one King booking)", f["duplicate_bookings"]],
         ["bookings of something that is not an exportable invoice", f["unexpected_bookings"]],
         ["invoices marked exported in Qics more than once", f["double_marks"]],
+        [
+            "invoices adopted that are not ours (a King booking of someone else taken for ours)",
+            f["adopted_not_ours"],
+        ],
+        [
+            f"near matches not failing by name (of {staged['stranger'] + staged['foreign']}: a hand booking "
+            "with the same FACT, another Qics company's booking)",
+            f["near_matches_not_failing"],
+        ],
         [
             f"lost invoices (of {f['exportable_invoices']}: not booked, not `marked` or no EntityState)",
             f["lost_invoices"],
@@ -71,10 +81,25 @@ def campaign() -> str:
             + ", ".join(f"{state} {n}" for state, n in sorted(f["task_states_during_faults"].items()))
             + " (a failed task is retried by the next run).",
             table(["DAG", "runs in process", "runs killed (SIGKILL)", "runs"], runs),
+            situations(f),
             table(["fault kind", "King", "Qics", "total"], kinds),
             f"Final clean run, task states: {final}.",
             table(["after the final clean run", "count"], invariants),
         ]
+    )
+
+
+def situations(f: dict) -> str:
+    staged = f["staged_situations"]
+    return (
+        "Frozen workers (SIGSTOP while King answered their booking, past the claims' lease of "
+        f"{f['claim_lease_seconds']} s, then SIGCONT): {f['runs_frozen_past_their_lease']}. Staged in "
+        f"King and Qics: {staged['stranger']} hand booking with an invoice's number on another debtor, "
+        f"{staged['foreign']} booking of another Qics company's invoice with the same number, "
+        f"{staged['hand']} matching hand booking, {staged['spaced']} invoice numbers with a leading "
+        "space and a trailing NBSP; King's sales journal numbers FACT itself "
+        f"({f['bookings_numbered_by_king']} of our bookings carry King's number). Waited "
+        f"{f['waited_for_dead_claims_seconds']} s before the final run for claims of killed runs to expire."
     )
 
 

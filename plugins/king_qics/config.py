@@ -206,8 +206,41 @@ def parse_administrations(data: Any) -> LoadResult:
             continue
         seen[adm.id] = position
         result.administrations.append(adm)
+    _refuse_shared_books(result, seen)
     result.administrations.sort(key=lambda adm: adm.id)
     return result
+
+
+def _refuse_shared_books(result: LoadResult, positions: dict[str, int]) -> None:
+    """Two entries for the same Qics company or the same King administration would each book every
+    invoice: none of them loads, and one error names them all (the other administrations load)."""
+    sharing: dict[tuple, list[Administration]] = {}
+    for adm in result.administrations:
+        sharing.setdefault(("qics", adm.qics_conn_id, adm.qics_company_id), []).append(adm)
+        sharing.setdefault(("king", adm.king_conn_id), []).append(adm)
+    shared: dict[tuple[str, ...], list[tuple]] = {}  # entries -> what they share
+    for key, group in sharing.items():
+        if len(group) > 1:
+            shared.setdefault(tuple(adm.id for adm in group), []).append(key)
+    for ids, keys in shared.items():
+        what = " and ".join(
+            f"Qics company {key[2]} of connection {key[1]!r}"
+            if key[0] == "qics"
+            else f"the King administration of connection {key[1]!r}"
+            for key in keys
+        )
+        names = " and ".join(f"{adm_id!r} (entry {positions[adm_id]})" for adm_id in ids)
+        result.errors.append(
+            ConfigError(
+                ids[0],
+                f"entries {names} all sync {what}: every invoice would be booked twice; keep one entry "
+                "(none of them is loaded until then)",
+                tuple("qics_company_id" if key[0] == "qics" else "king_conn_id" for key in keys),
+                positions[ids[0]],
+            )
+        )
+    refused = {adm_id for ids in shared for adm_id in ids}
+    result.administrations = [adm for adm in result.administrations if adm.id not in refused]
 
 
 def load_administrations(path: str | Path) -> LoadResult:

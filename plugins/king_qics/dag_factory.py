@@ -26,9 +26,13 @@ MASTER_DATA_ORDER = {  # task -> upstream tasks (lookups first)
 RETRY_POLICY = ExceptionRetryPolicy(
     rules=[
         RetryRule(
-            exception=["king_qics.errors.AuthenticationError", "airflow.sdk.exceptions.AirflowFailException"],
+            exception=[
+                "king_qics.errors.AuthenticationError",
+                "king_qics.errors.ConfigurationError",
+                "airflow.sdk.exceptions.AirflowFailException",
+            ],
             action=RetryAction.FAIL,
-            reason="credentials refused or records rejected: retrying cannot help",
+            reason="credentials or configuration refused, or records rejected: retrying cannot help",
         ),
         RetryRule(exception="king_qics.errors.RecordValidationError", action=RetryAction.FAIL),
         RetryRule(exception="king_qics.errors.TransientError", action=RetryAction.RETRY),

@@ -43,5 +43,10 @@ class SessionExpiredError(TransientError):
     """King's session ended (idle timeout); the hook logs in again and repeats the call."""
 
 
+class ConfigurationError(KingQicsError):
+    """The configuration cannot work as it is (e.g. two entries booking into the same books, or a
+    connection whose calls can outlive an invoice's claim); a person must change it."""
+
+
 class ProtocolError(KingQicsError):
     """The service answered with something that is not the documented format."""

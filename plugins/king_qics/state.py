@@ -26,7 +26,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from functools import cache
 from pathlib import Path
 
@@ -47,6 +49,9 @@ oauth_tokens = sa.Table(
     sa.Column("access_token", sa.Text, nullable=True),  # encrypted
     sa.Column("access_expires_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # a refresh under way (its token and start): the HTTP call holds no database lock
+    sa.Column("refreshing_by", sa.String(64), nullable=True),
+    sa.Column("refreshing_since", sa.DateTime(timezone=True), nullable=True),
 )
 
 synced_records = sa.Table(
@@ -60,6 +65,8 @@ synced_records = sa.Table(
     sa.Column("record_json", sa.Text, nullable=True),  # that record, for diffs and reconciliation
     sa.Column("synced_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("last_error", sa.Text, nullable=True),  # set while the record is failing
+    # hash of the mapped record Qics rejected: the same record is not sent again by itself
+    sa.Column("rejected_hash", sa.String(64), nullable=True),
     sa.Column("pending", sa.Text, nullable=True),  # synced, but an optional link waits (re-checked)
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("first_failed_at", sa.DateTime(timezone=True), nullable=True),
@@ -125,6 +132,30 @@ def _sqlalchemy_url_from_connection(conn_id: str) -> str:
     return uri
 
 
+LOCAL_EXECUTORS = {"LocalExecutor", "SequentialExecutor", "DebugExecutor"}
+
+
+def _distributed_executors() -> list[str]:
+    """The configured executors that may run tasks on other machines (``[core] executor``)."""
+    from airflow.configuration import conf
+
+    names = [part.strip() for part in str(conf.get("core", "executor", fallback="")).split(",")]
+    names = [name.rpartition(":")[2].rpartition(".")[2] for name in names if name]  # alias:path.Class
+    return [name for name in names if name not in LOCAL_EXECUTORS]
+
+
+def _refuse_a_local_store_for(executors: list[str]) -> None:
+    if executors:
+        from king_qics.errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"the sync-state store is a SQLite file on this worker, but the executor "
+            f"({', '.join(executors)}) runs tasks on several machines: each would keep its own invoice "
+            "ledger and token chain. Set state_store_conn_id in include/administrations.yaml or "
+            f"${STATE_CONN_ID_ENV} to a shared database."
+        )
+
+
 def default_url() -> str:
     home = Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow"))
     return f"sqlite:///{home.resolve() / STATE_FILE_NAME}"
@@ -143,8 +174,11 @@ class StateStore:
 
     @classmethod
     def from_settings(cls, conn_id: str | None = None) -> StateStore:
-        """The store named by ``conn_id`` (or $KING_QICS_STATE_CONN_ID), else the SQLite default."""
+        """The store named by ``conn_id`` (or $KING_QICS_STATE_CONN_ID), else the SQLite default,
+        which only an executor that runs every task on this machine may use."""
         conn_id = conn_id or os.environ.get(STATE_CONN_ID_ENV)
+        if not conn_id:
+            _refuse_a_local_store_for(_distributed_executors())
         store = cls(_sqlalchemy_url_from_connection(conn_id) if conn_id else default_url())
         store.create_schema()
         return store
@@ -155,6 +189,7 @@ class StateStore:
 
     def create_schema(self) -> None:
         metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
         for table in metadata.sorted_tables:  # indexes added after a table was created
             for index in table.indexes:
                 index.create(self.engine, checkfirst=True)
@@ -177,6 +212,21 @@ class StateStore:
                 conn.execute(insert)
                 conn.execute(sa.select(locks.c.name).where(locks.c.name == name).with_for_update())
             yield conn
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Columns added to a table after a store was created (all nullable): ALTER TABLE ADD COLUMN,
+    so an existing state store keeps its data when the package is upgraded."""
+    inspector = sa.inspect(engine)
+    for table in metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        missing = [column for column in table.columns if column.name not in present]
+        if not missing:
+            continue
+        with engine.begin() as conn:
+            for column in missing:
+                kind = column.type.compile(dialect=engine.dialect)
+                conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
 
 
 def _insert(conn: Connection, table: sa.Table):
@@ -287,6 +337,7 @@ class SyncedRecords:
             "pending": pending,
             "synced_at": now,
             "last_error": None,
+            "rejected_hash": None,
             "attempts": 0,
             "first_failed_at": None,
             "last_failed_at": None,
@@ -304,17 +355,21 @@ class SyncedRecords:
             conn.execute(sa.delete(synced_records).where(where & t.qics_id.is_(None)))
             conn.execute(sa.update(synced_records).where(where).values(last_error=None, pending=None))
 
-    def failed(self, king_key: str, reason: str) -> None:
+    def failed(self, king_key: str, reason: str, rejected_hash: str | None = None) -> None:
+        """Put a record on the failing list; ``rejected_hash``: Qics refused exactly this mapped
+        record (it is not sent again until it changes), None: it never reached Qics."""
         now = utcnow()
         t = synced_records
         key = {"administration": self.administration, "entity": self.entity, "king_key": king_key}
+        first = {"last_error": reason, "rejected_hash": rejected_hash, "attempts": 1}
         with self.store.transaction() as conn:
             _upsert(
                 conn,
                 t,
-                {**key, "last_error": reason, "attempts": 1, "first_failed_at": now, "last_failed_at": now},
+                {**key, **first, "first_failed_at": now, "last_failed_at": now},
                 {
                     "last_error": reason,
+                    "rejected_hash": rejected_hash,
                     "attempts": t.c.attempts + 1,
                     "first_failed_at": sa.func.coalesce(t.c.first_failed_at, now),
                     "last_failed_at": now,
@@ -368,15 +423,43 @@ def save_oauth_token(
     access_token: str | None,
     access_expires_at: datetime | None,
 ) -> None:
-    """Store a connection's (encrypted) token chain, inside the caller's transaction."""
+    """Store a connection's (encrypted) token chain and end its refresh, in the caller's transaction."""
     values = {
         "seed_fingerprint": seed_fingerprint,
         "refresh_token": refresh_token,
         "access_token": access_token,
         "access_expires_at": access_expires_at,
+        "refreshing_by": None,
+        "refreshing_since": None,
         "updated_at": utcnow(),
     }
     _upsert(conn, oauth_tokens, {"conn_id": conn_id, **values}, values)
+
+
+def claim_oauth_refresh(conn: Connection, conn_id: str, fingerprint: str, me: str, lease: timedelta) -> bool:
+    """Take the right to refresh a connection's tokens (no other refresh under way, or one older than
+    ``lease``), in the caller's short transaction: the HTTP call itself then holds no lock."""
+    now = utcnow()
+    placeholder = {"conn_id": conn_id, "seed_fingerprint": fingerprint, "updated_at": now}
+    conn.execute(_insert_ignore(conn, oauth_tokens, placeholder))
+    t = oauth_tokens.c
+    free = t.refreshing_by.is_(None) | (t.refreshing_since < now - lease)
+    result = conn.execute(
+        sa.update(oauth_tokens)
+        .where((t.conn_id == conn_id) & free)
+        .values(refreshing_by=me, refreshing_since=now, updated_at=now)
+    )
+    return result.rowcount == 1
+
+
+def release_oauth_refresh(store: StateStore, conn_id: str, me: str) -> None:
+    t = oauth_tokens.c
+    with store.transaction() as conn:
+        conn.execute(
+            sa.update(oauth_tokens)
+            .where((t.conn_id == conn_id) & (t.refreshing_by == me))
+            .values(refreshing_by=None, refreshing_since=None)
+        )
 
 
 # -- invoice_exports (owned by king_qics.sync.invoices) -------------------------------------------
@@ -395,9 +478,15 @@ invoice_exports = sa.Table(
     sa.Column("booking_key", sa.String(64), nullable=True),  # King DAGB;JR;PN;RG
     sa.Column("with_pdf", sa.Boolean, nullable=True),  # the booking carries the invoice PDF
     sa.Column("found_by_lookup", sa.Boolean, nullable=False, default=False),
+    sa.Column("king_fact", sa.String(64), nullable=True),  # FACT as King holds it (it may renumber)
     sa.Column("owner", sa.String(64), nullable=True),  # claim token of the run working on it
+    sa.Column("epoch", sa.Integer, nullable=True),  # fencing token: +1 with every claim
     sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True),
-    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),  # last CreateJournaalpost
+    # the holder's claim holds until then (its own worst case); renewed with every change
+    sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
+    # when the booking was last put on the wire (each attempt, after the hook's own retries too);
+    # NULL while in booking_sent: it never left this machine
+    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("post_attempts", sa.Integer, nullable=False, default=0),
     sa.Column("booked_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("marked_at", sa.DateTime(timezone=True), nullable=True),
@@ -412,8 +501,51 @@ invoice_exports = sa.Table(
 )
 sa.Index("ix_invoice_exports_state", invoice_exports.c.administration, invoice_exports.c.state)
 
-EXPORT_OPEN_STATES = ("selected", "booking_sent", "booked", "pdf_attached")
-EXPORT_DONE_STATES = ("marked", "skipped")
+
+class ExportState(StrEnum):
+    """The recovery point of one invoice's export (docs/invoice_export.md)."""
+
+    SELECTED = "selected"  # known, not (yet) sent to King
+    BOOKING_SENT = "booking_sent"  # CreateJournaalpost may have been sent: outcome to be settled
+    BOOKED = "booked"  # King has the booking; its PDF not yet confirmed
+    PDF_ATTACHED = "pdf_attached"  # booked with its PDF (or without one, book_without)
+    MARKED = "marked"  # done: marked exported in Qics
+    SKIPPED = "skipped"  # done: never gets a booking (written off, nets to zero)
+
+
+# The only moves the ledger makes (from -> to); anything else is a bug and refused.
+TRANSITIONS: dict[ExportState, frozenset[ExportState]] = {
+    ExportState.SELECTED: frozenset({ExportState.BOOKING_SENT, ExportState.BOOKED, ExportState.SKIPPED}),
+    # to selected: King refused the booking (nothing booked); to booking_sent: sent again
+    ExportState.BOOKING_SENT: frozenset(
+        {ExportState.BOOKING_SENT, ExportState.BOOKED, ExportState.PDF_ATTACHED, ExportState.SELECTED}
+    ),
+    ExportState.BOOKED: frozenset({ExportState.PDF_ATTACHED}),
+    ExportState.PDF_ATTACHED: frozenset({ExportState.MARKED}),
+}
+EXPORT_OPEN_STATES = tuple(state.value for state in TRANSITIONS)
+EXPORT_DONE_STATES = (ExportState.MARKED.value, ExportState.SKIPPED.value)
+
+
+class ClaimLost(Exception):
+    """Another run took this invoice over (our claim's lease ran out): we may not touch it."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A run's hold on one invoice; every later change must carry it (a fencing token)."""
+
+    invoice_id: int
+    token: str
+    epoch: int
+    lease: timedelta  # how long the claim holds after each renewal
+
+    def renewed(self, now: datetime) -> dict:
+        return {"claimed_at": now, "lease_until": now + self.lease, "updated_at": now}
+
+
+# A claim written before leases were stored (no lease_until) holds at most this long.
+LEGACY_CLAIM_LEASE = timedelta(hours=2)
 
 
 @cache
@@ -434,12 +566,24 @@ def _ledger_key():
 def _ledger_claim():
     """InvoiceLedger.claim's conditional update, built once (once per invoice of every run)."""
     t = invoice_exports.c
-    takeable = t.owner.is_(None) | (t.owner == sa.bindparam("token")) | (t.claimed_at < sa.bindparam("stale"))
+    legacy = t.lease_until.is_(None) & (t.claimed_at < sa.bindparam("legacy_stale"))
+    takeable = t.owner.is_(None) | (t.lease_until < sa.bindparam("now")) | legacy
     return (
         sa.update(invoice_exports)
         .where(_ledger_key() & t.state.in_(EXPORT_OPEN_STATES) & takeable)
-        .values(owner=sa.bindparam("token"), claimed_at=sa.bindparam("now"), updated_at=sa.bindparam("now"))
+        .values(
+            owner=sa.bindparam("token"),
+            epoch=sa.func.coalesce(t.epoch, 0) + 1,
+            claimed_at=sa.bindparam("now"),
+            lease_until=sa.bindparam("until"),
+            updated_at=sa.bindparam("now"),
+        )
     )
+
+
+def _held(t):
+    """The row is still held by the claim given as key_owner/key_epoch."""
+    return (t.owner == sa.bindparam("key_owner")) & (t.epoch == sa.bindparam("key_epoch"))
 
 
 @cache
@@ -447,8 +591,8 @@ def _ledger_release():
     t = invoice_exports.c
     return (
         sa.update(invoice_exports)
-        .where(_ledger_key() & (t.owner == sa.bindparam("token")))
-        .values(owner=None, claimed_at=None, updated_at=sa.bindparam("now"))
+        .where(_ledger_key() & _held(t))
+        .values(owner=None, claimed_at=None, lease_until=None, updated_at=sa.bindparam("now"))
     )
 
 
@@ -458,7 +602,7 @@ def _ledger_move(expected: tuple[str, ...], columns: tuple[str, ...]):
     t = invoice_exports.c
     return (
         sa.update(invoice_exports)
-        .where(_ledger_key() & (t.owner == sa.bindparam("key_owner")) & t.state.in_(expected))
+        .where(_ledger_key() & _held(t) & t.state.in_(expected))
         .values({name: sa.bindparam(f"new_{name}") for name in columns})
     )
 
@@ -501,16 +645,18 @@ class InvoiceLedger:
             ).all()
         return {int(row.invoice_id): row.state for row in rows}
 
-    def select(self, invoice_id: int, number: str | None, day, invoice_json: str) -> None:
+    def record_candidate(self, invoice_id: int, number: str | None, day, invoice_json: str) -> None:
         """Record a candidate invoice (new row in ``selected``); refresh the snapshot of a row that
         was not yet sent to King. Rows past ``selected`` are never touched here."""
         refresh = {"invoice_json": invoice_json, "invoice_number": number, "invoice_date": day}
-        self._add_row(invoice_id, number, day, {"state": "selected", "invoice_json": invoice_json}, refresh)
+        fields = {"state": ExportState.SELECTED.value, "invoice_json": invoice_json}
+        self._add_row(invoice_id, number, day, fields, refresh)
 
-    def skip(self, invoice_id: int, number: str | None, day, reason: str) -> None:
+    def record_skipped(self, invoice_id: int, number: str | None, day, reason: str) -> None:
         """Record an invoice that never gets a booking (e.g. fully written off)."""
-        change = {"state": "skipped", "note": reason, "last_error": None, "updated_at": utcnow()}
-        self._add_row(invoice_id, number, day, {"state": "skipped", "note": reason}, change)
+        skipped = ExportState.SKIPPED.value
+        change = {"state": skipped, "note": reason, "last_error": None, "updated_at": utcnow()}
+        self._add_row(invoice_id, number, day, {"state": skipped, "note": reason}, change)
 
     def _add_row(self, invoice_id: int, number: str | None, day, fields: dict, on_selected: dict) -> None:
         """Insert a ledger row; if it exists and is still ``selected``, apply ``on_selected`` to it
@@ -534,63 +680,87 @@ class InvoiceLedger:
             statement = statement.on_conflict_do_update(
                 index_elements=[t.c.administration, t.c.invoice_id],
                 set_=on_selected,
-                where=t.c.state == "selected",
+                where=t.c.state == ExportState.SELECTED.value,
             )
             conn.execute(statement)
 
-    def claim(self, invoice_id: int, token: str, lease_seconds: float) -> bool:
-        """Take an open invoice for this run (atomic). A claim left by a crashed run expires after
-        ``lease_seconds``; a live run renews its claim with every state move."""
+    def claim(self, invoice_id: int, token: str, lease: timedelta) -> Claim | None:
+        """Take an open invoice for this run (atomic), or None when another run holds it. A claim
+        holds for its holder's ``lease`` after each change (the holder knows its own worst case);
+        a claim left by a run that died or froze is taken over once that has passed. Each claim
+        gets the next epoch, so a holder whose lease ran out can change nothing."""
         now = utcnow()
-        stale = datetime.fromtimestamp(now.timestamp() - lease_seconds, UTC)
-        params = {**self._key_params(invoice_id), "token": token, "stale": stale, "now": now}
+        params = {
+            **self._key_params(invoice_id),
+            "token": token,
+            "now": now,
+            "until": now + lease,
+            "legacy_stale": now - LEGACY_CLAIM_LEASE,
+        }
+        t = invoice_exports.c
         with self.store.transaction() as conn:
-            result = conn.execute(_ledger_claim(), params)
-        return result.rowcount == 1
+            if conn.execute(_ledger_claim(), params).rowcount != 1:
+                return None
+            epoch = conn.execute(sa.select(t.epoch).where(self._key(invoice_id))).scalar_one()
+        return Claim(int(invoice_id), token, int(epoch), lease)
 
-    def release(self, invoice_id: int, token: str) -> None:
-        params = {**self._key_params(invoice_id), "token": token, "now": utcnow()}
+    def release(self, claim: Claim) -> None:
+        params = {**self._claim_params(claim), "now": utcnow()}
         with self.store.transaction() as conn:
             conn.execute(_ledger_release(), params)
 
-    def move(self, invoice_id: int, token: str, expected: tuple[str, ...] | str, **values) -> bool:
-        """Move an invoice we own from one of the ``expected`` states (conditional update)."""
-        expected = (expected,) if isinstance(expected, str) else tuple(expected)
-        now = utcnow()
-        values = {"claimed_at": now, "updated_at": now, **values}
+    def _claim_params(self, claim: Claim) -> dict:
+        return {**self._key_params(claim.invoice_id), "key_owner": claim.token, "key_epoch": claim.epoch}
+
+    def move(self, claim: Claim, expected: ExportState, to: ExportState, **values) -> bool:
+        """Move an invoice we hold from ``expected`` to ``to`` (a declared transition; conditional
+        update, False when the row was not in ``expected`` or is no longer ours)."""
+        if to not in TRANSITIONS.get(expected, ()):
+            raise ValueError(f"the export ledger never moves {expected} -> {to}")
+        values = {"state": to.value, **claim.renewed(utcnow()), **values}
         params = {f"new_{name}": value for name, value in values.items()}
-        params.update(self._key_params(invoice_id), key_owner=token)
+        params.update(self._claim_params(claim))
         with self.store.transaction() as conn:
-            result = conn.execute(_ledger_move(expected, tuple(values)), params)
+            result = conn.execute(_ledger_move((expected.value,), tuple(values)), params)
         return result.rowcount == 1
 
-    def failed(self, invoice_id: int, token: str, reason: str, **values) -> None:
-        """Record the current error of an invoice we own (its state stays: the recovery point)."""
+    def stamp_attempt(self, claim: Claim) -> None:
+        """Right before a booking attempt goes on the wire: record when (the outcome-unknown window
+        starts here) and renew the claim, or raise ClaimLost if the claim is no longer ours."""
+        now = utcnow()
+        if not self._update(claim, sent_at=now, **claim.renewed(now)):
+            raise ClaimLost(f"invoice {claim.invoice_id}: claim (epoch {claim.epoch}) taken over")
+
+    def renew(self, claim: Claim) -> bool:
+        """Renew the claim before a step that writes elsewhere; False when it is no longer ours."""
+        return self._update(claim, **claim.renewed(utcnow()))
+
+    def failed(self, claim: Claim, reason: str, **values) -> None:
+        """Record the current error of an invoice we hold (its state stays: the recovery point)."""
         now = utcnow()
         t = invoice_exports.c
-        with self.store.transaction() as conn:
-            conn.execute(
-                sa.update(invoice_exports)
-                .where(self._key(invoice_id) & (t.owner == token))
-                .values(
-                    last_error=reason,
-                    attempts=t.attempts + 1,
-                    first_failed_at=sa.func.coalesce(t.first_failed_at, now),
-                    last_failed_at=now,
-                    updated_at=now,
-                    **values,
-                )
-            )
+        self._update(
+            claim,
+            last_error=reason,
+            attempts=t.attempts + 1,
+            first_failed_at=sa.func.coalesce(t.first_failed_at, now),
+            last_failed_at=now,
+            updated_at=now,
+            **values,
+        )
 
-    def set(self, invoice_id: int, token: str, **values) -> None:
-        """Update bookkeeping columns (not the state) of an invoice we own."""
+    def set(self, claim: Claim, **values) -> None:
+        """Update bookkeeping columns (not the state) of an invoice we hold."""
+        self._update(claim, updated_at=utcnow(), **values)
+
+    def _update(self, claim: Claim, **values) -> bool:
         t = invoice_exports.c
+        held = (t.owner == claim.token) & (t.epoch == claim.epoch)
         with self.store.transaction() as conn:
-            conn.execute(
-                sa.update(invoice_exports)
-                .where(self._key(invoice_id) & (t.owner == token))
-                .values(updated_at=utcnow(), **values)
+            result = conn.execute(
+                sa.update(invoice_exports).where(self._key(claim.invoice_id) & held).values(**values)
             )
+        return result.rowcount == 1
 
 
 # -- reconciliations (owned by king_qics.sync.reconcile) ------------------------------------------

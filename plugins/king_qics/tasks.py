@@ -40,6 +40,13 @@ def publish_counts(context: dict, counts: dict) -> None:
         context["ti"].xcom_push(key="counts", value=counts)
 
 
+def cleared_or_retried(context: dict) -> bool:
+    """A task try after the first (a person cleared the task, or Airflow retries it): records Qics
+    rejected are sent again even when they did not change."""
+    ti = context.get("ti")
+    return ti is not None and (getattr(ti, "try_number", 1) or 1) > 1
+
+
 def sync_master_data(
     config_path: str, administration_id: str, entity: str, context: dict, pending_only: bool = False
 ) -> dict:
@@ -61,6 +68,7 @@ def sync_master_data(
                 full_refresh=bool(params.get("full_refresh")) and not pending_only,
                 dry_run=bool(params.get("dry_run")),
                 pending_only=pending_only,
+                retry_rejected=cleared_or_retried(context),
             )
         finally:
             qics.close()
@@ -117,6 +125,7 @@ def export_invoices(config_path: str, administration_id: str, step: str, context
     """One step of the invoice export DAG: ``select``, ``export`` or ``report``."""
     from airflow.sdk.exceptions import AirflowFailException
 
+    from king_qics.books import refuse_shared_books
     from king_qics.hooks.king_finance import KingFinanceHook
     from king_qics.hooks.qics import QicsMilestonesHook
     from king_qics.sync.invoices import ExportReport, InvoiceExport, failure_table, ledger_summary
@@ -156,7 +165,7 @@ def export_invoices(config_path: str, administration_id: str, step: str, context
     try:
         if step == "select":
             report = ExportReport(adm.id, dry_run=dry_run)
-            snapshots = InvoiceExport(adm, None, qics, store, run_id=context.get("run_id")).select(
+            snapshots = InvoiceExport(adm, None, qics, store, run_id=context.get("run_id")).select_from_qics(
                 dry_run=dry_run, report=report
             )
             return {
@@ -164,6 +173,7 @@ def export_invoices(config_path: str, administration_id: str, step: str, context
                 "skipped": report.skipped,
                 "dry_run": dry_run,
             }
+        refuse_shared_books(adm, config.administrations)
         selected = ti.xcom_pull(task_ids="select") if ti is not None else None
         candidates = set(selected["candidates"]) if selected else None
         with KingFinanceHook(adm.king_conn_id) as king:

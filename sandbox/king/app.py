@@ -5,11 +5,8 @@ See docs/sandbox_king.md for every behaviour and whether it is documented or ass
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 import threading
-from decimal import Decimal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -17,7 +14,20 @@ from lxml import etree
 
 from sandbox.common import Calls, DropResponseMiddleware, Faults, admin_router
 from sandbox.king import soap
-from sandbox.king.schema import JOURNAL_INPUT_FIELDS, TABLES, ValueProblem, from_wire, to_wire
+from sandbox.king.journal import JournalOperations
+from sandbox.king.records import (
+    MSG_BAD_ENVIRONMENT,
+    MSG_BAD_PARTNER_KEY,
+    MSG_SESSION_EXPIRED,
+    REFERENCES,
+    Refused,
+    formatters,
+    parse_fields,
+    row_element,
+    row_text,
+    split_fields,
+)
+from sandbox.king.schema import TABLES, ValueProblem
 from sandbox.king.store import (
     Administration,
     KingStore,
@@ -28,12 +38,6 @@ from sandbox.king.store import (
     order_records,
     parse_mutdate,
 )
-
-# Foutmelding texts (assumptions: no catalogue of the real texts exists, research §2.4).
-MSG_BAD_PARTNER_KEY = "Inloggen mislukt: ongeldige partnerkey."
-MSG_BAD_ENVIRONMENT = "Inloggen mislukt: ongeldige omgevingscode."
-MSG_SESSION_EXPIRED = "Sessie is verlopen of ongeldig. Log opnieuw in."
-MSG_BYTES = "Kan een object van het type System.String niet converteren naar het type System.Byte[]. (CS312)"
 
 # Output parameters per operation, in WSDL order (between <XxxResult> and <Foutmelding>).
 OUTPUTS = {
@@ -58,72 +62,8 @@ WRITES = {
     "DeleteJournaalpost",
 }
 
-# field -> referenced table (checked on create/update of master records and on bookings).
-REFERENCES = {
-    "DEB": {"BETCOND": "BETCOND", "BTW": "BTW", "KPL": "KPL", "KDR": "KDR", "MEDEWDEC": "MEDEWERKER"},
-    "ART": {"ARTGRP": "ARTGRP", "BTW": "BTW", "KPL": "KPL"},
-    "KDR": {"DEB": "DEB", "MEDEWDEC": "MEDEWERKER", "KPL": "KPL"},
-    "ARTGRP": {"GRBOMZ": "GRB"},
-    "BTW": {"GRB": "GRB"},
-    "BOE": {"DAGB": "DAGBOEK", "TEGREK": "GRB", "BTW": "BTW", "KPL": "KPL", "KDR": "KDR"},
-}
 
-
-class Refused(Exception):
-    """The operation answers Result=false with this Foutmelding."""
-
-
-def _text(row: etree._Element, strip: bool = True) -> dict[str, str]:
-    out = {}
-    for child in row:
-        if isinstance(child.tag, str):
-            text = child.text or ""
-            out[etree.QName(child).localname.upper()] = text.strip() if strip else text.strip("\r\n")
-    return out
-
-
-def _split_fields(text: str) -> list[str]:
-    return [
-        part.strip().upper()
-        for part in text.replace(";", "\t").replace(",", "\t").split("\t")
-        if part.strip()
-    ]
-
-
-def _formatters(table: str, fields: list[str]) -> list[tuple[str, object]]:
-    """(field, value -> wire text) per field; plain text and integers need no conversion."""
-    out = []
-    for name in fields:
-        kind = TABLES[table]["fields"][name][0]
-        out.append((name, str if kind in ("C", "T", "N") else lambda v, n=name: to_wire(table, n, v)))
-    return out
-
-
-def _row_element(tag: str, table: str, record: dict, fields: list[str], formatters=None) -> etree._Element:
-    element = etree.Element(tag)
-    for name, fmt in formatters or _formatters(table, fields):
-        value = record.get(name)
-        if value is not None:
-            etree.SubElement(element, name).text = fmt(value)
-    return element
-
-
-def _parse_fields(table: str, values: dict[str, str], *, allowed: set[str] | None = None) -> dict:
-    fields = TABLES[table]["fields"]
-    parsed = {}
-    for name, text in values.items():
-        if name not in fields or (allowed is not None and name not in allowed):
-            raise Refused(f"Veld {name} is onbekend in tabel {table}")
-        if name in TABLES[table].get("readonly", ()):
-            raise Refused(f"Veld {name} in tabel {table} kan niet worden gewijzigd")
-        try:
-            parsed[name] = from_wire(table, name, text)
-        except ValueProblem as exc:
-            raise Refused(str(exc)) from None
-    return parsed
-
-
-class KingEmulator:
+class KingEmulator(JournalOperations):
     def __init__(self) -> None:
         self.store = KingStore()
         self.calls = Calls()
@@ -135,6 +75,8 @@ class KingEmulator:
         self.app.include_router(
             admin_router(name="king", state=self.state, load=self.load, calls=self.calls, faults=self.faults)
         )
+        self.app.add_api_route("/_sandbox/bookings", self.admin_hand_booking, methods=["POST"])
+        self.app.add_api_route("/_sandbox/journal_numbering", self.admin_journal_numbering, methods=["POST"])
         for path in ("/v1/ws1_xml.asmx", "/ws1_xml.asmx"):
             self.app.add_api_route(path, self.endpoint, methods=["POST"], include_in_schema=False)
         self.operations = {
@@ -264,12 +206,12 @@ class KingEmulator:
         for row in selection:
             if not isinstance(row.tag, str):
                 continue
-            values = _text(row)
+            values = row_text(row)
             table = values.get("TABLE", "").upper()
             info = adm.adm_info.get(table)
             if info is None:
                 raise Refused(f"Tabel {table} is onbekend voor GetAdmInfo")
-            fields = _split_fields(values.get("SELECTFIELDS", "*"))
+            fields = split_fields(values.get("SELECTFIELDS", "*"))
             if not fields or fields == ["*"]:
                 fields = list(info)
             element = etree.SubElement(out, table)
@@ -286,13 +228,13 @@ class KingEmulator:
         rows = [row for row in selection if isinstance(row.tag, str)]
         if not rows:
             raise Refused("Selectie bevat geen rij")
-        values = _text(rows[0])
-        raw = _text(rows[0], strip=False)
+        values = row_text(rows[0])
+        raw = row_text(rows[0], strip=False)
         table = values.get("TABLE", "").upper()
         if table not in TABLES:
             raise Refused(f"Tabel {table} is onbekend")
         known = list(TABLES[table]["fields"])
-        fields = _split_fields(values.get("SELECTFIELDS", "*"))
+        fields = split_fields(values.get("SELECTFIELDS", "*"))
         if not fields or "*" in fields:
             fields = known
         for name in fields:
@@ -329,9 +271,9 @@ class KingEmulator:
         pages = math.ceil(total / page_size)
         chunk = records[(page - 1) * page_size : page * page_size] if page >= 1 else []
         out = etree.Element("NewDataSet")
-        formatters = _formatters(table, fields)
+        field_formats = formatters(table, fields)
         for record in chunk:
-            out.append(_row_element("DATA", table, record, fields, formatters))
+            out.append(row_element("DATA", table, record, fields, field_formats))
         if "PDF_BESTAND" in values and table == "BOE":
             groups = {record.get("GRPROW") for record in chunk}
             for doc in adm.documents:
@@ -369,7 +311,7 @@ class KingEmulator:
     def _select(self, adm: Administration, selection: etree._Element | None) -> tuple[str, list]:
         if selection is None:
             raise Refused("SELECTION ontbreekt")
-        values, raw = _text(selection), _text(selection, strip=False)
+        values, raw = row_text(selection), row_text(selection, strip=False)
         table = values.get("TABLE", "").upper()
         if table not in TABLES:
             raise Refused(f"Tabel {table} is onbekend")
@@ -401,7 +343,7 @@ class KingEmulator:
         data = dataset.findall("DATA")
         if len(data) != 1:
             raise Refused("Stamtabel moet precies een DATA-rij bevatten")
-        values = _parse_fields(table, _text(data[0]))
+        values = parse_fields(table, row_text(data[0]))
         key_fields = TABLES[table]["key"]
         key_field = key_fields[0]
         if values.get(key_field) in (None, ""):
@@ -435,7 +377,7 @@ class KingEmulator:
         data = dataset.find("DATA")
         if data is None:
             raise Refused("DATA ontbreekt")
-        values = _parse_fields(table, _text(data))
+        values = parse_fields(table, row_text(data))
         record = found[0]
         for name in TABLES[table]["key"]:
             if name in values and values[name] != record.get(name):
@@ -466,174 +408,4 @@ class KingEmulator:
                 f"Record is in gebruik ({', '.join(sorted(set(in_use)))}) en kan niet worden verwijderd"
             )
         adm.tables[table].remove(record)
-        return {}
-
-    # -- bookings --------------------------------------------------------------------------------
-
-    def _digdos(self, rows: list[etree._Element]) -> list[dict]:
-        docs = []
-        for row in rows:
-            values = _text(row)
-            if not values.get("FILENAME"):
-                raise Refused("DIGDOS: FILENAME is verplicht")
-            try:
-                content = base64.b64decode(values.get("FILE", ""), validate=True)
-            except (binascii.Error, ValueError):
-                raise Refused(MSG_BYTES) from None
-            if not content:
-                raise Refused("DIGDOS: FILE is leeg")
-            docs.append(
-                {
-                    "FILENAME": values["FILENAME"],
-                    "FILEDESCRIPTION": values.get("FILEDESCRIPTION", ""),
-                    "FILE": base64.b64encode(content).decode("ascii"),
-                }
-            )
-        return docs
-
-    def create_journaalpost(self, params: dict) -> dict:
-        adm = self._adm(params)
-        dataset = self._dataset(params, "Journaalpost")
-        boe_rows, doc_rows = [], []
-        for child in dataset:
-            if not isinstance(child.tag, str):
-                continue
-            tag = etree.QName(child).localname.upper()
-            if tag == "BOE":
-                boe_rows.append(child)
-            elif tag == "DIGDOS":
-                doc_rows.append(child)
-            else:
-                raise Refused(f"Tabel {tag} is onbekend in een journaalpost")
-        if not boe_rows:
-            raise Refused("Journaalpost bevat geen BOE-regel")
-        rows = []
-        for row in boe_rows:
-            values = _text(row)
-            values.pop("BOE_WARNING", None)
-            rows.append(_parse_fields("BOE", values, allowed=JOURNAL_INPUT_FIELDS))
-        docs = self._digdos(doc_rows)
-        periods = int(adm.adm_info.get("BASFIN", {}).get("AANTPER", 12))
-        first = rows[0]
-        for number, row in enumerate(rows, start=1):
-            for name in ("DAGB", "JR", "DAT", "TEGREK"):
-                if row.get(name) in (None, ""):
-                    raise Refused(f"Regel {number}: veld {name} is verplicht")
-            if row.get("PN") is None:
-                row["PN"] = row["DAT"].month if periods == 12 else None
-                if row["PN"] is None:
-                    raise Refused(f"Regel {number}: veld PN is verplicht")
-            if not (0 <= row["PN"] <= periods or row["PN"] == 14):
-                raise Refused(f"Regel {number}: periode {row['PN']} bestaat niet (1..{periods}, 14)")
-            journals = adm.find("DAGBOEK", NR=row["DAGB"])
-            if not journals or journals[0].get("BLOK"):
-                raise Refused(f"Regel {number}: dagboek {row['DAGB']} bestaat niet of is geblokkeerd")
-            journal = journals[0]
-            if row.get("REK") is None:
-                raise Refused(f"Regel {number}: veld REK is verplicht")
-            if journal.get("SRT") == "V":
-                if not adm.exists("DEB", row["REK"]):
-                    raise Refused(f"Regel {number}: debiteur {row['REK']} bestaat niet")
-            elif not adm.exists("GRB", row["REK"]):
-                raise Refused(f"Regel {number}: grootboekrekening {row['REK']} bestaat niet")
-            if not adm.exists("GRB", row["TEGREK"]):
-                raise Refused(f"Regel {number}: grootboekrekening {row['TEGREK']} (TEGREK) bestaat niet")
-            for field in ("BTW", "KPL", "KDR"):
-                value = row.get(field)
-                if value is None or (value == 0 and field != "BTW"):
-                    continue
-                if not adm.exists(REFERENCES["BOE"][field], value):
-                    raise Refused(f"Regel {number}: {field} {value} bestaat niet")
-            amount = row.get("BEDRBOEK") or Decimal(0)
-            vat = row.get("BEDRBTW") or Decimal(0)
-            if row.get("BTW") is not None:
-                percentage = adm.find("BTW", NR=row["BTW"])[0].get("PERC") or Decimal(0)
-                expected = abs(amount) * Decimal(percentage) / 100
-                if abs(abs(vat) - expected) > Decimal("0.02"):
-                    raise Refused(
-                        f"Regel {number}: btw-bedrag {vat} past niet bij btw-code {row['BTW']} "
-                        f"({percentage}% van {amount} = {expected.quantize(Decimal('0.01'))})"
-                    )
-            elif vat:
-                raise Refused(f"Regel {number}: btw-bedrag zonder btw-code")
-            for name in ("DAGB", "JR", "PN", "REK", "FACT", "DAT"):
-                if row.get(name) != first.get(name):
-                    raise Refused(f"Regel {number}: {name} wijkt af van regel 1; een uitsplitsing is onjuist")
-        journal = adm.find("DAGBOEK", NR=first["DAGB"])[0]
-        if not first.get("FACT") and journal.get("SRT") == "V":
-            last = str(journal.get("FACT") or "0")
-            if last.isdigit():
-                number = str(int(last) + 1).zfill(len(last))
-                journal["FACT"] = number
-                journal.mutdate = now()
-                for row in rows:
-                    row["FACT"] = number
-        # commit
-        changed = now()
-        grprow = adm.next_grprow
-        adm.next_grprow += 1
-        created = []
-        for row in rows:
-            record = Record(row)
-            record["RG"] = adm.next_rg
-            adm.next_rg += 1
-            record["GRPROW"] = grprow
-            record["PRG"] = "CSW"
-            if journal.get("SRT") == "V":
-                record["DEB"] = row["REK"]
-            record.mutdate = changed
-            adm.tables["BOE"].append(record)
-            created.append(record)
-        self._attach(adm, created[0], docs)
-        echo = etree.Element("NewDataSet")
-        fields = list(TABLES["BOE"]["fields"])
-        for record in created:
-            echo.append(_row_element("BOE", "BOE", record, fields))
-        return {
-            "Journaalpost": soap.dataset_text(echo),
-            "Primarykey": [f"{r['DAGB']};{r['JR']};{r['PN']};{r['RG']}" for r in created],
-        }
-
-    @staticmethod
-    def _attach(adm: Administration, first: dict, docs: list[dict]) -> None:
-        for doc in docs:
-            adm.documents.append(
-                {name: first.get(name) for name in ("DAGB", "JR", "PN", "RG", "GRPROW")} | doc
-            )
-
-    def _booking(self, adm: Administration, params: dict) -> list:
-        key = str(params.get("Primarykey") or "").strip()
-        parts = key.replace(",", ";").replace("/", ";").replace("|", ";").split(";")
-        try:
-            dagb, jr, pn, rg = (int(part) for part in parts)
-        except ValueError:
-            raise Refused(f"Primarykey '{key}' is ongeldig (verwacht DAGB;JR;PN;RG)") from None
-        found = adm.find("BOE", DAGB=dagb, JR=jr, PN=pn, RG=rg)
-        if not found:
-            raise Refused(f"Journaalpost {key} niet gevonden")
-        return [r for r in adm.tables["BOE"] if r.get("GRPROW") == found[0].get("GRPROW")]
-
-    def update_journaalpost(self, params: dict) -> dict:
-        adm = self._adm(params)
-        rows = self._booking(adm, params)
-        dataset = self._dataset(params, "Journaalpost")
-        children = [c for c in dataset if isinstance(c.tag, str)]
-        if any(etree.QName(c).localname.upper() != "DIGDOS" for c in children) or not children:
-            raise Refused(
-                "UpdateJournaalpost: de sandbox ondersteunt alleen het toevoegen van DIGDOS-bestanden"
-            )
-        self._attach(adm, rows[0], self._digdos(children))
-        for record in rows:
-            record.mutdate = now()
-        echo = etree.Element("NewDataSet")
-        for record in rows:
-            echo.append(_row_element("BOE", "BOE", record, list(TABLES["BOE"]["fields"])))
-        return {"Journaalpost": soap.dataset_text(echo)}
-
-    def delete_journaalpost(self, params: dict) -> dict:
-        adm = self._adm(params)
-        rows = self._booking(adm, params)
-        group = rows[0].get("GRPROW")
-        adm.tables["BOE"] = [r for r in adm.tables["BOE"] if r.get("GRPROW") != group]
-        adm.documents = [d for d in adm.documents if d.get("GRPROW") != group]
         return {}

@@ -101,6 +101,9 @@ class Administration:
             self.documents.append(doc)
         self.next_rg = 1 + max((r.get("RG") or 0 for r in self.tables["BOE"]), default=0)
         self.next_grprow = 1 + max((r.get("GRPROW") or 0 for r in self.tables["BOE"]), default=0)
+        # Journals that number invoices themselves: King gives every booking the journal's next
+        # FACT, whatever FACT was sent (DOC-CJ: "FACT zal een waarde krijgen"; sandbox knob).
+        self.fact_numbering: set[int] = {int(nr) for nr in section.get("journals_numbering_fact") or []}
 
     @staticmethod
     def _fixture_record(table: str, row: dict, loaded_at: datetime) -> Record:
@@ -134,6 +137,7 @@ class Administration:
             "adm_info": self.adm_info,
             "tables": tables,
             "documents": self.documents,
+            "journals_numbering_fact": sorted(self.fact_numbering),
         }
 
     # -- queries ---------------------------------------------------------------------------------

@@ -77,6 +77,11 @@ class QicsEmulator:
             self.revoke_refresh_tokens()
             return {"revoked": True}
 
+        @app.delete("/_sandbox/entities/{name}/{key}")
+        def admin_delete(name: str, key: int) -> dict:
+            """A record deleted by a person in the Qics UI (the API itself has no DELETE)."""
+            return {"deleted": self.store.delete_by_hand(name, key)}
+
         @app.get("/api/oauth2/oauth2/auth")
         async def authorize(request: Request):
             self.calls.add("GET auth")

@@ -15,6 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 from sandbox import universe
+from sandbox.qics.odata import utc_text
 from sandbox.qics.pdf import text_pdf
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -171,7 +172,7 @@ class Builder:
             "InvoiceHeaderId",
             {
                 "InvoiceNumber": number,
-                "InvoiceDate": date,
+                "InvoiceDate": utc_text(date),
                 "InvoiceHeaderState": state,
                 "InvoiceHeaderType": kind,
                 "CompanyId": str(cid),
@@ -186,7 +187,7 @@ class Builder:
                 "TotalAmountExclVat": str(total_excl),
                 "TotalVatAmount": str(total_vat),
                 "TotalAmountInclVat": str(total_excl + total_vat),
-                "DueDate": due,
+                "DueDate": utc_text(due),
                 "PaymentTerm": 14,
                 "PaymentConditionType": "Days",
                 "CreatedOn": f"{date}T09:00:00Z",

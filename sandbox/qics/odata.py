@@ -9,11 +9,14 @@ date-times (``2026-10-01``, ``2026-10-01T00:00:00Z``).
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sandbox.qics.schema import EntitySet
+
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
 
 class ODataError(Exception):
@@ -75,17 +78,28 @@ def coerce(kind: str, value: Any) -> Any:
         raise BadValue("expected a date (YYYY-MM-DD)")
     if kind == "datetime":
         if isinstance(value, str):
-            try:
-                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            except ValueError:
-                raise BadValue("expected a date-time (ISO 8601)") from None
-            if parsed.tzinfo is None:
-                return parsed.isoformat() + "Z"
-            return parsed.isoformat().replace("+00:00", "Z")
+            return utc_text(value)
         raise BadValue("expected a date-time (ISO 8601)")
     if isinstance(value, str):
         return value
     raise BadValue("expected a string")
+
+
+def utc_text(value: str) -> str:
+    """An Edm.DateTimeOffset as the service stores and answers it: UTC, ``Z``. A bare date is that
+    day's midnight in Europe/Amsterdam, as a Dutch user entered it (so 2026-10-05 is
+    2026-10-04T22:00:00Z): what a .NET DateTime property looks like through OData v4."""
+    text = value.strip()
+    try:
+        if _DATE_RE.match(text):
+            parsed = datetime.combine(date.fromisoformat(text), datetime.min.time(), AMSTERDAM)
+        else:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadValue("expected a date-time (ISO 8601)") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def to_json(entity: EntitySet, record: dict, select: list[str] | None = None) -> dict:
@@ -174,8 +188,10 @@ def _literal(entity: EntitySet, field: str, kind: str, raw: str) -> Any:
     else:
         value = raw
     try:
-        if ftype in ("date", "datetime") and isinstance(value, str):
-            return value if ftype == "datetime" or _DATE_RE.match(value) else value[:10]
+        if ftype == "datetime" and isinstance(value, str):
+            return utc_text(value)
+        if ftype == "date" and isinstance(value, str):
+            return value if _DATE_RE.match(value) else value[:10]
         return coerce(ftype, value)
     except BadValue as exc:
         raise ODataError(400, "InvalidFilter", f"$filter: {field}: {exc}") from None

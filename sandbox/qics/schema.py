@@ -224,11 +224,11 @@ _add(
         "Invoice",
         "InvoiceHeaderId",
         _f(
-            "InvoiceHeaderId:id InvoiceNumber InvoiceDate:date InvoiceHeaderState InvoiceHeaderType "
+            "InvoiceHeaderId:id InvoiceNumber InvoiceDate:datetime InvoiceHeaderState InvoiceHeaderType "
             "CompanyId:id CustomerCompanyId:id InvoiceCustomerCompanyId:id CurrencyId:id InvoiceText "
             "InvoiceReference OriginalInvoiceHeaderId:id OriginalInvoiceNumber IsWrittenOff:bool "
-            "TotalAmountExclVat:dec TotalVatAmount:dec TotalAmountInclVat:dec DueDate:date PaymentTerm:int "
-            "PaymentConditionType CreatedOn:datetime"
+            "TotalAmountExclVat:dec TotalVatAmount:dec TotalAmountInclVat:dec DueDate:datetime "
+            "PaymentTerm:int PaymentConditionType CreatedOn:datetime"
         ),
         enums={
             "InvoiceHeaderState": ENUMS["InvoiceHeaderState"],

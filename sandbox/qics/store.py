@@ -176,6 +176,14 @@ class QicsStore:
                 },
             }
 
+    def delete_by_hand(self, name: str, key: int) -> bool:
+        with self.lock:
+            record = self.data[name].pop(key, None)
+            if record is not None:
+                for field in SETS[name].unique:
+                    self.codes.get(_code(SETS[name], field, record), set()).discard(key)
+            return record is not None
+
     # -- records -------------------------------------------------------------------------------
 
     def get(self, entity: EntitySet, key: int) -> dict:

@@ -145,6 +145,19 @@ def test_broken_entry_is_one_clear_import_error_and_others_still_load(tmp_path):
     assert not any(dag_id.startswith(f"king_qics__{broken_id}__") for dag_id in parsed["dags"])
 
 
+def test_two_entries_for_the_same_books_are_one_import_error_naming_both(tmp_path):
+    config = yaml.safe_load(CONFIG.read_text())
+    twin = {**config["administrations"][0], "id": "noord_twin", "king_conn_id": "king_noord_twin"}
+    config["administrations"].append(twin)  # the same Qics company as noord
+    path = tmp_path / "administrations.yaml"
+    path.write_text(yaml.safe_dump(config))
+    parsed = parse_dags(tmp_path, path)
+    (message,) = parsed["errors"].values()
+    assert "'noord' (entry 1) and 'noord_twin' (entry 3)" in message and "booked twice" in message
+    assert not any(d.startswith(("king_qics__noord__", "king_qics__noord_twin__")) for d in parsed["dags"])
+    assert "king_qics__zuid__invoice_export" in parsed["dags"]
+
+
 def _run_times(dag_id: str, start: pendulum.DateTime, count: int) -> list[pendulum.DateTime]:
     """The next ``count`` scheduled run times after ``start`` (catchup-style, as the scheduler plans)."""
     from airflow.dag_processing.dagbag import DagBag

@@ -11,7 +11,6 @@ from decimal import Decimal
 import pytest
 
 from king_qics.state import InvoiceLedger
-from king_qics.sync import invoices as inv
 
 DAG_ID = "king_qics__noord__invoice_export"
 
@@ -121,8 +120,9 @@ def fast_connections(connections, monkeypatch):
         name = f"AIRFLOW_CONN_{conn_id}"
         conn = json.loads(os.environ[name])
         conn["extra"] = {**conn["extra"], "max_attempts": 10, "backoff_initial": 0.01, "backoff_max": 0.05}
+        if conn_id.startswith("KING"):
+            conn["extra"]["outcome_grace_seconds"] = 0  # re-runs follow at once here
         monkeypatch.setenv(name, json.dumps(conn))
-    monkeypatch.setattr(inv, "OUTCOME_GRACE", timedelta(0))  # re-runs follow at once here
     return connections
 
 
@@ -137,14 +137,18 @@ def test_200_invoices_with_faults_and_a_killed_run_book_each_exactly_once(
     # run 1 is killed between booking and marking (after the 60th booking is on record)
     booked_steps = Counter()
 
-    def killer(self, state):
-        if state == "pdf_attached":
+    move = InvoiceLedger.move
+
+    def killer(self, claim, expected, to, **values):
+        moved = move(self, claim, expected, to, **values)
+        if moved and to == "pdf_attached":
             booked_steps["n"] += 1
             if booked_steps["n"] == 60:
                 raise KeyboardInterrupt("worker killed between booking and marking")
+        return moved
 
     with monkeypatch.context() as patch:
-        patch.setattr(inv.InvoiceExport, "_crash_point", killer)
+        patch.setattr(InvoiceLedger, "move", killer)
         try:
             first, states = run_dag(DAG_ID)
         except KeyboardInterrupt:
@@ -180,3 +184,35 @@ def test_200_invoices_with_faults_and_a_killed_run_book_each_exactly_once(
     for number in unknown:
         assert rows[number].state == "selected" and "does not exist in King" in rows[number].last_error
     assert Counter(r.state for r in rows.values())["skipped"] == 10
+
+
+def test_two_king_connections_to_the_same_books_refuse_to_post(
+    connections, state_store, tmp_path, monkeypatch
+):
+    """The config cannot see it (other connection ids), the connections can: nothing is posted."""
+    import os
+    from pathlib import Path
+
+    import yaml
+    from airflow.dag_processing.dagbag import DagBag
+
+    root = Path(__file__).resolve().parents[2]
+    config = yaml.safe_load((root / "include" / "administrations.yaml").read_text())
+    twin = {**config["administrations"][0], "id": "noord_twin", "king_conn_id": "king_noord_twin"}
+    twin["qics_company_id"] = 7  # another Qics company, so the config accepts it
+    config["administrations"].append(twin)
+    path = tmp_path / "administrations.yaml"
+    path.write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("KING_QICS_CONFIG", str(path))
+    monkeypatch.setenv("AIRFLOW_CONN_KING_NOORD_TWIN", os.environ["AIRFLOW_CONN_KING_NOORD"])
+    bag = DagBag(dag_folder=str(root / "dags"))
+    assert bag.import_errors == {}
+    dag = bag.dags[DAG_ID]
+    for task in dag.tasks:
+        task.retry_delay = timedelta(seconds=1)
+    dag_run = dag.test(run_conf={"dry_run": False, "full_refresh": False})
+    instances = {ti.task_id: ti for ti in dag_run.get_task_instances()}
+    assert instances["export"].state == "failed"
+    assert instances["export"].try_number == 1  # a configuration error is not retried
+    assert "CreateJournaalpost" not in connections.calls("king")
+    assert InvoiceLedger(state_store, "noord").rows(("booking_sent", "booked", "marked")) == []

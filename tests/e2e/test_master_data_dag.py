@@ -279,8 +279,72 @@ def test_failures_are_isolated_and_retried_by_the_next_run(run_dag, sandbox, sta
     condition = by_code(sandbox, "PaymentCondition", "Code")["9"]
     assert customers["10006"]["PaymentConditionId"] == condition["PaymentConditionId"]
     assert set(SyncedRecords(state_store, "noord", "customers").failing()) == {"10008"}
-    # 10006 is created; 10008 is offered again (and rejected again): failing records retry every run.
-    assert writes(sandbox.calls("qics")) == {"POST PaymentCondition": 1, "POST CustomerCompany": 2}
+    # 10006 is created; 10008, which Qics refused for its own data, is not offered again unchanged
+    assert writes(sandbox.calls("qics")) == {"POST PaymentCondition": 1, "POST CustomerCompany": 1}
+
+
+def test_a_record_qics_rejected_is_sent_again_only_when_it_changed(run_dag, sandbox, state_store):
+    fixture = json.loads(json.dumps(DEMO))
+    fixture["_base_dir"] = str(ROOT / "sandbox" / "fixtures")
+    debtors = fixture["king"]["administrations"][0]["tables"]["DEB"]
+    next(d for d in debtors if d["NR"] == 10008)["NAAM"] = (
+        "Zorggroep Bakker Thuiszorg en Wijkverpleging N-H B.V."
+    )
+    sandbox.load(fixture)
+    run_dag(DAG_ID)
+    sandbox.reset_calls()
+    dag_run, states = run_dag(DAG_ID)
+    assert writes(sandbox.calls("qics")) == {}  # nothing changed: nothing is sent
+    assert states["customers"] == "failed"  # it is still not in Qics, and the run says so
+    counts = dag_run.get_task_instance("customers").xcom_pull(task_ids="customers", key="counts")
+    assert counts["failed"] == 2
+    sandbox.reset_calls()
+    run_dag(DAG_ID, full_refresh=True)  # full_refresh sends it again
+    assert writes(sandbox.calls("qics")) == {"POST CustomerCompany": 1}
+    with king_hook() as king:
+        king.update_record("DEB", "NR", 10008, {"NAAM": "Zorggroep Bakker B.V."})
+    sandbox.reset_calls()
+    run_dag(DAG_ID)
+    assert writes(sandbox.calls("qics")) == {"POST CustomerCompany": 1}
+    assert "10008" in by_code(sandbox, "CustomerCompany", "CustomerCode")
+
+
+def test_a_record_king_cannot_serve_fails_alone_and_the_rest_is_synced(run_dag, sandbox, state_store):
+    fixture = json.loads(json.dumps(DEMO))
+    fixture["_base_dir"] = str(ROOT / "sandbox" / "fixtures")
+    debtors = fixture["king"]["administrations"][0]["tables"]["DEB"]
+    next(d for d in debtors if d["NR"] == 10003)["NAAM"] = (
+        "Woningcorporatie \u0001 Van den Berg"  # King: HTTP 500
+    )
+    sandbox.load(fixture)
+    _, states = run_dag(DAG_ID)
+    assert states["customers"] == "failed"
+    customers = by_code(sandbox, "CustomerCompany", "CustomerCode")
+    assert {str(d["NR"]) for d in debtors} - set(customers) == EXPECTED_FAILURES  # 10003 was in Qics already
+    assert "\u0001" not in customers["10003"]["Name"]
+    from king_qics.state import SyncedRecords
+
+    failing = SyncedRecords(state_store, "noord", "customers").failing()
+    assert set(failing) == EXPECTED_FAILURES | {"10003"}
+    assert failing["10003"].startswith("King cannot return this record")
+
+
+def test_full_refresh_recreates_a_record_deleted_by_hand_in_qics(first_run, run_dag, sandbox, state_store):
+    from king_qics.state import SyncedRecords, reconciliation_differences
+
+    gone = by_code(sandbox, "CustomerCompany", "CustomerCode")["10007"]["CustomerCompanyId"]
+    sandbox.admin("qics", "DELETE", f"entities/CustomerCompany/{gone}")
+    sandbox.reset_calls()
+    run_dag(DAG_ID, reconcile=True, dry_run=True)
+    with state_store.engine.connect() as conn:
+        rows = conn.execute(reconciliation_differences.select()).all()
+    assert ("customers", "10007", "missing") in {(r.entity, r.king_key, r.kind) for r in rows}
+    run_dag(DAG_ID, full_refresh=True)
+    assert writes(sandbox.calls("qics")) == {"POST CustomerCompany": 1}
+    again = by_code(sandbox, "CustomerCompany", "CustomerCode")["10007"]
+    assert SyncedRecords(state_store, "noord", "customers").qics_ids()["10007"] == int(
+        again["CustomerCompanyId"]
+    )
 
 
 def test_dry_run_writes_nothing_and_leaves_the_next_runs_work(first_run, run_dag, sandbox, state_store):

@@ -3,33 +3,26 @@ against both sandboxes (lost answers, crashes between steps, concurrent runs).""
 
 from __future__ import annotations
 
-import json
-import sys
 import threading
-from collections import Counter
 from datetime import date, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
-from king_qics.config import load_administrations
 from king_qics.hooks.king_finance import KingFinanceHook
-from king_qics.hooks.oauth import clear_process_cache
-from king_qics.hooks.qics import QicsMilestonesHook
-from king_qics.state import InvoiceLedger, StateStore, invoice_exports, utcnow
-from king_qics.sync import invoices as inv
-from king_qics.sync.invoices import InvoiceError, InvoiceExport, KingRefs, SimulatedCrash, build_booking
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tools"))
-from demo import sandbox_connections  # noqa: E402
-
-FAST = {"timeout": 3, "backoff_initial": 0.02, "backoff_max": 0.2, "max_attempts": 6}
-NOORD = load_administrations(ROOT / "include" / "administrations.yaml").get("noord")
-# demo company 1: what a run books (invoice number -> rows), fails, waits for
-BOOKABLE = {"N2026001", "N2026002", "N2026003"}
-
+from king_qics.state import InvoiceLedger, invoice_exports, utcnow
+from king_qics.sync.invoices import InvoiceError, KingRefs, build_booking
+from tests.integration.invoice_env import (
+    BOOKABLE,
+    SimulatedCrash,
+    assert_booked_once,
+    bookings,
+    crash_after,
+    entity_states,
+    exporter,
+    run,
+    set_king_extra,
+)
 
 # -- the booking builder (no I/O) ------------------------------------------------------------------
 
@@ -75,6 +68,10 @@ def invoice(lines, net, vat, incl=None, **extra) -> dict:
     }
 
 
+def book(data, **kwargs):
+    return build_booking(data, company_id=1, **kwargs)
+
+
 def amounts(booking):
     return [(r["TEGREK"], r["BTW"], r["BEDRBOEK"], r["BEDRBTW"]) for r in booking.rows]
 
@@ -86,7 +83,7 @@ def test_builder_multi_line_two_vat_codes_groups_per_account_and_code():
         line("45.50", "4.10", code="2", gl="8020"),
         line("100.00", "21.00"),  # same account + code as the first: one row
     ]
-    booking = build_booking(invoice(lines, "1535.50", "317.00"), journal=70, refs=refs())
+    booking = book(invoice(lines, "1535.50", "317.00"), journal=70, refs=refs())
     assert amounts(booking) == [
         (8000, 1, Decimal("1050.00"), Decimal("220.50")),
         (8010, 1, Decimal("440.00"), Decimal("92.40")),
@@ -103,12 +100,12 @@ def test_builder_multi_line_two_vat_codes_groups_per_account_and_code():
 
 def test_builder_credit_note_is_negative_and_sums_to_total():
     negative = invoice([line("-190.00", "-39.90")], "-190.00", "-39.90", InvoiceHeaderType="CreditNote")
-    assert amounts(build_booking(negative, journal=70, refs=refs())) == [
+    assert amounts(book(negative, journal=70, refs=refs())) == [
         (8000, 1, Decimal("-190.00"), Decimal("-39.90"))
     ]
     # a credit note Qics reports with positive amounts is booked negative all the same
     positive = invoice([line("190.00", "39.90")], "190.00", "39.90", InvoiceHeaderType="CreditNote")
-    booking = build_booking(positive, journal=70, refs=refs())
+    booking = book(positive, journal=70, refs=refs())
     assert amounts(booking) == [(8000, 1, Decimal("-190.00"), Decimal("-39.90"))]
     assert booking.total == Decimal("-229.90")
 
@@ -120,7 +117,7 @@ def test_builder_rounding_per_line_vs_header_is_spread_to_the_cent():
         line("0.50", None, code="2"),
         line("0.50", None, code="2", gl="8010"),
     ]
-    booking = build_booking(invoice(lines, "1.50", "0.14"), journal=70, refs=refs())
+    booking = book(invoice(lines, "1.50", "0.14"), journal=70, refs=refs())
     assert amounts(booking) == [
         (8000, 2, Decimal("1.00"), Decimal("0.09")),
         (8010, 2, Decimal("0.50"), Decimal("0.05")),
@@ -128,7 +125,7 @@ def test_builder_rounding_per_line_vs_header_is_spread_to_the_cent():
     assert sum(r["BEDRBOEK"] + r["BEDRBTW"] for r in booking.rows) == Decimal("1.64")
     # line VAT given with more decimals is rounded half-up to the cent
     lines = [line("12.65", "2.6565"), line("142.50", "29.925")]
-    booking = build_booking(invoice(lines, "155.15", "32.59"), journal=70, refs=refs())
+    booking = book(invoice(lines, "155.15", "32.59"), journal=70, refs=refs())
     assert amounts(booking) == [(8000, 1, Decimal("155.15"), Decimal("32.59"))]
 
 
@@ -137,7 +134,6 @@ def test_builder_rounding_per_line_vs_header_is_spread_to_the_cent():
     [
         ({"customer_code": "19999"}, "debtor 19999 (customer code) does not exist in King"),
         ({"customer_code": None}, "is missing or unknown in Qics"),
-        ({"InvoiceDate": "2026-09-28"}, "period 2026/9 is closed in King"),
         ({"lines": [line("100.00", "21.00", code="7", pct="21")]}, "VAT code 7 does not exist in King"),
         ({"lines": [line("100.00", "21.00", gl="8999")]}, "revenue account 8999 does not exist in King"),
         ({"lines": [line("100.00", "21.00", pct="19")]}, "is 21% in King but 19% on the invoice"),
@@ -152,73 +148,46 @@ def test_builder_rounding_per_line_vs_header_is_spread_to_the_cent():
 def test_builder_refuses_what_cannot_be_booked(change, reason):
     data = {**invoice([line("100.00", "21.00")], "100.00", "21.00"), **change}
     with pytest.raises(InvoiceError, match=None) as info:
-        build_booking(data, journal=70, refs=refs())
+        book(data, journal=70, refs=refs())
     assert reason in info.value.reason
+
+
+def test_builder_puts_each_vat_cent_on_the_code_whose_rounding_produced_it():
+    # 100.00 at 21 % is 21.00 exactly; 3 x 0.50 at 9 % is 0.135 -> 0.14 for the code (0.05 per line)
+    lines = [line("100.00", None), *(line("0.50", None, code="2", gl="8010") for _ in range(3))]
+    booking = book(invoice(lines, "101.50", "21.14"), journal=70, refs=refs())
+    assert amounts(booking) == [
+        (8000, 1, Decimal("100.00"), Decimal("21.00")),
+        (8010, 2, Decimal("1.50"), Decimal("0.14")),
+    ]
+    # two rows of one 9 % code: the code's 0.14 split by their own rounding, rows sum to the header
+    lines = [line("100.00", None), line("0.50", None, code="2", gl="8010"), line("1.00", None, code="2")]
+    booking = book(invoice(lines, "101.50", "21.14"), journal=70, refs=refs())
+    assert amounts(booking) == [
+        (8000, 1, Decimal("100.00"), Decimal("21.00")),
+        (8010, 2, Decimal("0.50"), Decimal("0.05")),
+        (8000, 2, Decimal("1.00"), Decimal("0.09")),
+    ]
+    assert booking.total == Decimal("122.64")
+
+
+def test_builder_normalises_the_invoice_number_and_marks_the_booking():
+    booking = book(
+        invoice([line("100.00", "21.00")], "100.00", "21.00", InvoiceNumber=" N1\u00a0"),
+        journal=70,
+        refs=refs(),
+    )
+    assert booking.fact == "N1" and {r["FACT"] for r in booking.rows} == {"N1"}
+    assert booking.rows[0]["OPM"] == "king-qics-sync: Qics company 1 invoice 1" == booking.marker
 
 
 def test_builder_cost_center_and_quarters():
     lines = [line("100.00", "21.00", CostCenterId=5, cost_center_code="100")]
-    booking = build_booking(
-        invoice(lines, "100.00", "21.00"), journal=70, refs=refs(periods=4, period_info={})
-    )
+    booking = book(invoice(lines, "100.00", "21.00"), journal=70, refs=refs(periods=4, period_info={}))
     assert booking.rows[0]["KPL"] == 100 and booking.rows[0]["PN"] == 4
 
 
 # -- over HTTP against the sandboxes ---------------------------------------------------------------
-
-
-@pytest.fixture
-def env(sandbox, monkeypatch, tmp_path):
-    """Demo data loaded; connections king_noord/qics_sandbox at the sandboxes; a fresh state store."""
-    for conn_id, conn in sandbox_connections(sandbox.king_url, sandbox.qics_url).items():
-        conn = {**conn, "extra": {**json.loads(conn["extra"]), **FAST}}
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
-    clear_process_cache()
-    store = StateStore(f"sqlite:///{tmp_path}/state.db")
-    store.create_schema()
-    sandbox.store = store
-    return sandbox
-
-
-def exporter(env, **adm_changes) -> InvoiceExport:
-    adm = NOORD.model_copy(update=adm_changes)
-    king = KingFinanceHook(adm.king_conn_id)
-    qics = QicsMilestonesHook(adm.qics_conn_id, state_store=env.store)
-    return InvoiceExport(adm, king, qics, env.store)
-
-
-def run(env, **adm_changes):
-    export = exporter(env, **adm_changes)
-    try:
-        return export.run()
-    finally:
-        export.king.close()
-        export.qics.close()
-
-
-def bookings(env, adm=0) -> dict[str, list[dict]]:
-    rows = env.state("king")["administrations"][adm]["tables"]["BOE"]
-    out: dict[str, list[dict]] = {}
-    for row in rows:
-        out.setdefault(str(row["FACT"]), []).append(row)
-    return out
-
-
-def documents(env, adm=0) -> list[dict]:
-    return env.state("king")["administrations"][adm].get("documents", [])
-
-
-def entity_states(env) -> list[dict]:
-    return env.state("qics")["entities"].get("EntityState", [])
-
-
-def assert_booked_once(env, numbers):
-    booked = bookings(env)
-    grprows = {number: {r["GRPROW"] for r in booked[number]} for number in numbers}
-    assert all(len(groups) == 1 for groups in grprows.values()), grprows  # one booking each
-    docs = Counter(d["GRPROW"] for d in documents(env))
-    for number in numbers:
-        assert docs[next(iter(grprows[number]))] == 1, f"{number}: one PDF"
 
 
 def test_demo_run_books_skips_waits_and_fails_per_invoice(env):
@@ -288,7 +257,7 @@ def test_closed_period_is_refused_per_invoice(env):
         adm["adm_info"]["PERIODEINFO"]["PNAFGESLGEBR"] = 10
     env.admin("king", "POST", "load", json=fixture)
     report = run(env)
-    assert report.failures["N2026001"] == "period 2026/10 is closed in King; book it by hand or reopen it"
+    assert report.failures["N2026001"].startswith("period 2026/10 is closed in King; book it by hand")
     assert "N2026003" in report.failures and "N2026001" not in bookings(env)
 
 
@@ -317,21 +286,21 @@ def test_server_error_on_post_waits_for_the_grace_then_looks_up_and_posts(env, m
     report = run(env)
     assert report.booked == 2 and "N2026001" in report.waiting  # outcome unknown, not re-sent yet
     assert InvoiceLedger(env.store, "noord").get(1).state == "booking_sent"
-    monkeypatch.setattr(inv, "OUTCOME_GRACE", timedelta(0))
+    set_king_extra(monkeypatch, outcome_grace_seconds=0)
     report = run(env)
     assert report.booked == 1
     assert_booked_once(env, BOOKABLE)
 
 
-@pytest.mark.parametrize("crash_after", ["booking_sent", "pdf_attached"])
-def test_crash_between_steps_then_rerun_completes_without_posting_again(env, monkeypatch, crash_after):
-    monkeypatch.setattr(inv, "OUTCOME_GRACE", timedelta(0))
+@pytest.mark.parametrize("state", ["booking_sent", "pdf_attached"])
+def test_crash_between_steps_then_rerun_completes_without_posting_again(env, monkeypatch, state):
+    set_king_extra(monkeypatch, outcome_grace_seconds=0)
     export = exporter(env)
-    export.crash_after = crash_after
+    crash_after(export, monkeypatch, state)
     with pytest.raises(SimulatedCrash):
         export.run()
     sent_before = env.calls("king").get("CreateJournaalpost", 0)
-    assert sent_before == (0 if crash_after == "booking_sent" else 1)
+    assert sent_before == (0 if state == "booking_sent" else 1)
     report = run(env)
     assert report.marked == 3
     assert env.calls("king")["CreateJournaalpost"] == 3  # one post per invoice in all
@@ -340,9 +309,9 @@ def test_crash_between_steps_then_rerun_completes_without_posting_again(env, mon
 
 
 def test_claim_of_a_dead_run_expires_a_live_one_is_respected(env, monkeypatch):
-    monkeypatch.setattr(inv, "OUTCOME_GRACE", timedelta(0))
+    set_king_extra(monkeypatch, outcome_grace_seconds=0)
     dead = exporter(env)
-    dead.crash_after = "booking_sent"  # killed (SIGKILL) right after writing booking_sent
+    crash_after(dead, monkeypatch, "booking_sent")  # killed (SIGKILL) right after writing booking_sent
     monkeypatch.setattr(dead.ledger, "release", lambda *args: None)  # a killed run releases nothing
     with pytest.raises(SimulatedCrash):
         dead.run()
@@ -355,7 +324,7 @@ def test_claim_of_a_dead_run_expires_a_live_one_is_respected(env, monkeypatch):
         conn.execute(
             invoice_exports.update()
             .where(invoice_exports.c.invoice_id == 1)
-            .values(claimed_at=utcnow() - inv.CLAIM_LEASE - timedelta(minutes=1))
+            .values(lease_until=utcnow() - timedelta(seconds=1))
         )
     report = run(env)
     assert report.booked == 1 and report.marked == 1
@@ -365,7 +334,7 @@ def test_claim_of_a_dead_run_expires_a_live_one_is_respected(env, monkeypatch):
 
 def test_concurrent_runs_never_post_one_invoice_twice(env):
     env.faults("king", {"kind": "latency", "latency_seconds": 0.3, "operations": ["CreateJournaalpost"]})
-    exporter(env).select()
+    exporter(env).select_from_qics()
     reports, errors = [], []
 
     def work():

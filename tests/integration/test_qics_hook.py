@@ -7,6 +7,7 @@ import logging
 import subprocess
 import sys
 import textwrap
+import time
 from decimal import Decimal
 
 import pytest
@@ -279,6 +280,25 @@ def test_two_processes_refresh_concurrently_without_burning_the_token(sb, store,
     oauth = sb.state("qics")["oauth"]
     assert oauth["refresh_grants"] == 1
     assert sb.calls("qics")["POST token"] == 1
+
+
+def test_a_slow_token_refresh_holds_no_database_lock(sb, store, tmp_path):
+    """Other tasks write to the state store while a refresh waits for Qics (SQLite: one writer)."""
+    import sqlite3
+    import threading
+
+    sb.faults("qics", {"kind": "latency", "latency_seconds": 2, "operations": ["POST token"]})
+    hook = QicsMilestonesHook("qics_test", state_store=store, timeout=5, max_attempts=1)
+    reader = threading.Thread(target=lambda: hook.read("Company"))
+    reader.start()
+    time.sleep(0.8)  # the token request is under way
+    other = sqlite3.connect(store.url.removeprefix("sqlite:///"), timeout=0.5, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another task's write: must not wait for the HTTP call
+    other.execute("INSERT INTO locks (name) VALUES ('another task')")
+    other.execute("COMMIT")
+    other.close()
+    reader.join(30)
+    assert sb.calls("qics")["POST token"] == 1 and sb.state("qics")["oauth"]["refresh_grants"] == 1
 
 
 # -- invoices, entity state, test_connection -------------------------------------------------------

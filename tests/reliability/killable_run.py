@@ -1,6 +1,6 @@
 """One DAG run (``dag.test()``) in a process of its own, for the fault campaign to SIGKILL.
 
-``python tests/reliability/killable_run.py <dag_id> <outcome_grace_s> <retry_delay_s>``: parses
+``python tests/reliability/killable_run.py <dag_id> <retry_delay_s>``: parses
 the DAGs, prints ``started`` and runs the DAG like tests/e2e/conftest.py's ``run_dag`` (same
 environment: the caller's AIRFLOW_HOME, metadata DB and AIRFLOW_CONN_* connections). Not a test
 module.
@@ -16,12 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
 
-def main(dag_id: str, outcome_grace: float, retry_delay: float) -> None:
+def main(dag_id: str, retry_delay: float) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
-    from king_qics.sync import invoices
-
-    invoices.OUTCOME_GRACE = timedelta(seconds=outcome_grace)  # as in the campaign's own runs
     dag = DagBag(dag_folder=str(ROOT / "dags")).dags[dag_id]
     for task in dag.tasks:
         task.retry_delay = task.max_retry_delay = timedelta(seconds=retry_delay)
@@ -35,4 +32,4 @@ def main(dag_id: str, outcome_grace: float, retry_delay: float) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], float(sys.argv[2]), float(sys.argv[3]))
+    main(sys.argv[1], float(sys.argv[2]))

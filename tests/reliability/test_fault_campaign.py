@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
+from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -26,8 +27,10 @@ from pathlib import Path
 import pytest
 
 from king_qics.hooks.king_finance import KingFinanceHook
-from king_qics.state import InvoiceLedger, SyncedRecords
-from king_qics.sync import invoices as inv
+from king_qics.hooks.qics import QicsMilestonesHook
+from king_qics.state import InvoiceLedger, SyncedRecords, invoice_exports, utcnow
+from king_qics.sync.invoices import claim_lease
+from tests.reliability.campaign_checks import invoice_invariants, stage_people
 
 ROOT = Path(__file__).resolve().parents[2]
 ADM = "noord"
@@ -39,8 +42,12 @@ KILLS = {  # DAG -> how many of its runs are killed (extra runs, in a child proc
     DAGS[2]: 4,
 }
 SEED = 20261129
-TIMEOUT = 0.4  # seconds; the latency fault waits longer than this
+TIMEOUT = 0.3  # seconds; the latency fault waits longer than this
+ATTEMPTS = 6  # per call, in the faulty rounds (a claim's lease follows from timeout x attempts)
+OUTCOME_GRACE = 2  # seconds: longer than the latency fault, so a slow commit is found first
 RETRY_DELAY = 0.2  # seconds between task retries (production: minutes)
+FROZEN_ROUND = 0  # the first invoice export (everything still to book) is frozen past its lease
+NUMBERING_FROM = 0  # King's sales journal numbers FACT itself: our bookings are known by marker only
 QICS_SETS = [
     "VatCode",
     "PaymentCondition",
@@ -61,13 +68,16 @@ KING_WRITES = ["CreateJournaalpost", "UpdateJournaalpost", "CreateStamTabelRecor
 
 
 def fast_transport(monkeypatch, *, timeout: float, max_attempts: int = 4) -> None:
-    """Short timeouts and backoff on every AIRFLOW_CONN_* connection of the test environment."""
+    """Short timeouts and backoff on every AIRFLOW_CONN_* connection of the test environment, and the
+    King profile's outcome grace shortened to OUTCOME_GRACE."""
     for name, value in list(os.environ.items()):
         if name.startswith("AIRFLOW_CONN_") and value.startswith("{"):
             conn = json.loads(value)
             extra = conn.get("extra") or {}
             extra = json.loads(extra) if isinstance(extra, str) else extra
             extra.update(timeout=timeout, max_attempts=max_attempts, backoff_initial=0.02, backoff_max=0.2)
+            if conn.get("conn_type") == "king_finance":
+                extra["outcome_grace_seconds"] = OUTCOME_GRACE
             monkeypatch.setenv(name, json.dumps({**conn, "extra": extra}))
 
 
@@ -114,6 +124,28 @@ def campaign_fixture(tmp_path: Path) -> dict:
     return {"king": king_section(30, seed=SEED), "qics": qics, "_base_dir": str(tmp_path)}
 
 
+def current_lease() -> float:
+    """The claim lease (seconds) of an invoice-export run with the connections as they are now."""
+    king, qics = KingFinanceHook(f"king_{ADM}"), QicsMilestonesHook("qics_sandbox")
+    return claim_lease(king, qics).total_seconds()
+
+
+def wait_for_claims(store, limit: float = 120) -> float:
+    """Wait until no claim of a dead or frozen run holds an invoice any more; returns the wait."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        with store.engine.connect() as conn:
+            held = conn.execute(
+                invoice_exports.select().where(
+                    invoice_exports.c.owner.is_not(None) & (invoice_exports.c.lease_until > utcnow())
+                )
+            ).all()
+        if not held:
+            break
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+
 # What the rounds change in King, and where it must arrive in Qics.
 CHANGES = [  # King table, key field, King field, Qics entity, Qics code field, Qics field
     ("DEB", "NR", "PLAATS", "CustomerCompany", "CustomerCode", "VisitAddressCity"),
@@ -154,17 +186,12 @@ def fired(sandbox) -> dict[str, Counter]:
     return {api: Counter(sandbox.admin(api, "GET", "faults")["fired"]) for api in ("king", "qics")}
 
 
-def run_killed(dag_id: str, rng: random.Random, log_dir: Path) -> bool:
-    """Run a DAG in a child process and SIGKILL it after a random delay; True if it was killed."""
-    log = open(log_dir / f"killed-{dag_id}-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
+@contextmanager
+def child_run(dag_id: str, log_dir: Path, kind: str):
+    """A DAG run (killable_run.py: the same dag.test()) in a child process, started."""
+    log = open(log_dir / f"{kind}-{dag_id}-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
     child = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "tests" / "reliability" / "killable_run.py"),
-            dag_id,
-            "2",
-            str(RETRY_DELAY),
-        ],
+        [sys.executable, str(ROOT / "tests" / "reliability" / "killable_run.py"), dag_id, str(RETRY_DELAY)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=log,
@@ -176,18 +203,49 @@ def run_killed(dag_id: str, rng: random.Random, log_dir: Path) -> bool:
                 break
         else:
             raise AssertionError(f"the child did not start (see {log.name})")
-        time.sleep(rng.uniform(0.3, 2.5))
-        killed = child.poll() is None
-        if killed:
-            os.kill(child.pid, signal.SIGKILL)
-        child.wait(timeout=60)
-        return killed
+        yield child
     finally:
         if child.poll() is None:
             child.kill()
             child.wait()
         child.stdout.close()
         log.close()
+
+
+def run_killed(dag_id: str, rng: random.Random, log_dir: Path) -> bool:
+    """Run a DAG in a child process and SIGKILL it after a random delay; True if it was killed."""
+    with child_run(dag_id, log_dir, "killed") as child:
+        time.sleep(rng.uniform(0.3, 2.5))
+        killed = child.poll() is None
+        if killed:
+            os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=60)
+        return killed
+
+
+def run_frozen(dagbag, dag_id: str, sandbox, log_dir: Path) -> bool:
+    """A worker that freezes (SIGSTOP: a paused VM or container) while King answers its booking,
+    stays frozen past its claims' lease while another run takes over, then resumes (SIGCONT) and
+    runs to its end. True when the freeze happened mid-booking."""
+    lease = current_lease()
+    sandbox.faults(
+        "king", {"kind": "latency", "latency_seconds": 1.5, "count": 1, "operations": ["CreateJournaalpost"]}
+    )
+    posts = sandbox.calls("king").get("CreateJournaalpost", 0)
+    with child_run(dag_id, log_dir, "frozen") as child:
+        deadline = time.monotonic() + 60
+        while sandbox.calls("king").get("CreateJournaalpost", 0) == posts and time.monotonic() < deadline:
+            if child.poll() is not None:
+                return False
+            time.sleep(0.05)
+        os.kill(child.pid, signal.SIGSTOP)
+        try:
+            time.sleep(lease + 1)
+            run(dagbag, dag_id)  # takes over what the frozen run holds
+        finally:
+            os.kill(child.pid, signal.SIGCONT)
+        child.wait(timeout=180)
+        return True
 
 
 def qics_by_code(state: dict, entity: str, code_field: str) -> dict[str, list[dict]]:
@@ -205,36 +263,6 @@ def canonical(value):
         return Decimal(str(value)).normalize()
     except ArithmeticError:
         return str(value)
-
-
-def invoice_invariants(king: dict, qics: dict, ledger_rows) -> dict:
-    """Every processed invoice booked once (one GRPROW, one PDF, rows summing to its total), marked
-    once in Qics and in the ledger; nothing else booked."""
-    exportable = {i["InvoiceNumber"]: i for i in qics["entities"]["Invoice"] if str(i["CompanyId"]) == "1"}
-    grprows = defaultdict(set)
-    for row in king["tables"]["BOE"]:
-        grprows[row["FACT"]].add(row["GRPROW"])
-    docs = Counter(d["GRPROW"] for d in king.get("documents", []))
-    marks = Counter(int(s["EntityId"]) for s in qics["entities"].get("EntityState", []) if not s["IsError"])
-    ledger = {row.invoice_number: row for row in ledger_rows}
-    lost = []
-    for number, invoice in exportable.items():
-        row, booked = ledger.get(number), grprows.get(number)
-        if not booked or row is None or row.state != "marked" or not marks[int(invoice["InvoiceHeaderId"])]:
-            lost.append(number)
-            continue
-        rows = [r for r in king["tables"]["BOE"] if r["FACT"] == number]
-        total = sum(Decimal(str(r["BEDRBOEK"])) + Decimal(str(r["BEDRBTW"])) for r in rows)
-        assert total == Decimal(invoice["TotalAmountInclVat"]), number
-        assert docs[next(iter(booked))] == 1, f"{number}: not exactly one PDF"
-        assert row.booking_key and row.booking_key.split(";")[0] == "70"
-    return {
-        "exportable": len(exportable),
-        "duplicates": sum(len(groups) - 1 for groups in grprows.values()),
-        "unexpected": sorted(set(grprows) - set(exportable)),
-        "double_marks": sum(n - 1 for n in marks.values() if n > 1),
-        "lost": lost,
-    }
 
 
 STORED_ENTITIES = [  # state-store entity, Qics entity, its id field, its code field
@@ -271,19 +299,27 @@ def state_store_problems(store, qics: dict) -> list[str]:
 @pytest.mark.reliability
 def test_fault_campaign(dagbag, connections, state_store, tmp_path, monkeypatch, figures):
     sandbox = connections
-    sandbox.load(campaign_fixture(tmp_path))
-    fast_transport(monkeypatch, timeout=TIMEOUT, max_attempts=10)
-    monkeypatch.setattr(inv, "OUTCOME_GRACE", timedelta(seconds=2))  # > latency fault + timeout
-    monkeypatch.setattr(inv, "CLAIM_LEASE", timedelta(seconds=1))  # a killed run's claim expires soon
+    fixture = campaign_fixture(tmp_path)
+    staged = stage_people(fixture)
+    sandbox.load(fixture)
+    fast_transport(monkeypatch, timeout=TIMEOUT, max_attempts=ATTEMPTS)
+    lease = current_lease()
     rng = random.Random(SEED)
     kill_rounds = {dag: set(rng.sample(range(ROUNDS), n)) for dag, n in KILLS.items()}
     before = fired(sandbox)
     runs, kills, states_seen = Counter(), Counter(), Counter()
+    frozen = 0
     changes: dict[tuple, str] = {}
 
     for round_no in range(ROUNDS):
         sandbox.clear_faults()
         change_king(sandbox, rng, round_no, changes)
+        if round_no == NUMBERING_FROM:
+            numbering = {"environment_code": "00000", "journal": 70}
+            sandbox.admin("king", "POST", "journal_numbering", json=numbering)
+        if round_no == FROZEN_ROUND:
+            frozen += run_frozen(dagbag, DAGS[2], sandbox, tmp_path)
+            sandbox.clear_faults()
         rate = rng.choice((0.14, 0.17, 0.2))
         sandbox.faults("king", *king_faults(rate), seed=SEED + 2 * round_no)
         sandbox.faults("qics", *qics_faults(rate), seed=SEED + 2 * round_no + 1)
@@ -296,13 +332,14 @@ def test_fault_campaign(dagbag, connections, state_store, tmp_path, monkeypatch,
 
     sandbox.clear_faults()
     after_faults = fired(sandbox)
+    waited = wait_for_claims(state_store)  # a killed run's claims hold until their lease has passed
     fast_transport(monkeypatch, timeout=10)
     final_states = {dag_id: run(dagbag, dag_id) for dag_id in DAGS}
 
     # -- invariants ---------------------------------------------------------------------------
     king = sandbox.state("king")["administrations"][0]
     qics = sandbox.state("qics")
-    invoices = invoice_invariants(king, qics, InvoiceLedger(state_store, ADM).rows())
+    invoices = invoice_invariants(king, qics, InvoiceLedger(state_store, ADM).rows(), staged)
     missing_changes = [
         key
         for key, value in changes.items()
@@ -326,21 +363,32 @@ def test_fault_campaign(dagbag, connections, state_store, tmp_path, monkeypatch,
             "faults_by_kind": dict(by_kind),
             "faults_by_api": fault_counts,
             "king_changes": len(changes),
+            "runs_frozen_past_their_lease": frozen,
+            "claim_lease_seconds": round(lease, 1),
+            "waited_for_dead_claims_seconds": round(waited, 1),
+            "staged_situations": {name: len(ids) for name, ids in staged["ids"].items()},
+            "bookings_numbered_by_king": invoices["renumbered_by_king"],
             "exportable_invoices": invoices["exportable"],
             "final_run_task_states": final_states,
             "duplicate_bookings": invoices["duplicates"],
             "unexpected_bookings": len(invoices["unexpected"]),
             "double_marks": invoices["double_marks"],
+            "adopted_not_ours": len(invoices["adopted_not_ours"]),
+            "near_matches_not_failing": len(invoices["near_matches_not_failing"]),
             "lost_invoices": len(invoices["lost"]),
             "missing_changes": len(missing_changes),
             "state_store_problems": len(store_problems),
         },
     )
+    invoice_tasks = final_states.pop(DAGS[2])  # the two near matches fail it, as they must
+    assert invoice_tasks == {"select": "success", "export": "failed", "report": "failed"}, invoice_tasks
     assert all(
         state in ("success", "skipped") for states in final_states.values() for state in states.values()
     ), final_states
     assert invoices["duplicates"] == 0 and invoices["double_marks"] == 0, invoices
     assert invoices["unexpected"] == [] and invoices["lost"] == [], invoices
+    assert invoices["adopted_not_ours"] == [] and invoices["near_matches_not_failing"] == [], invoices
+    assert frozen == 1 and invoices["renumbered_by_king"] >= 1
     assert missing_changes == []
     assert store_problems == []
     assert sum(by_kind.values()) >= 1000

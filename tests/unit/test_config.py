@@ -65,13 +65,16 @@ def test_defaults():
 def test_valid_file_sorted_by_id_with_top_level_settings(tmp_path):
     data = {
         "state_store_conn_id": "king_qics_state",
-        "administrations": [{**MINIMAL, "id": "west"}, MINIMAL],
+        "administrations": [
+            {**MINIMAL, "id": "west", "king_conn_id": "king_west", "qics_company_id": 4},
+            MINIMAL,
+        ],
     }
     result = load_administrations(write(tmp_path, data))
     assert result.errors == []
     assert [adm.id for adm in result.administrations] == ["oost", "west"]
     assert result.state_store_conn_id == "king_qics_state"
-    assert result.get("west").qics_company_id == 3 and result.get("nope") is None
+    assert result.get("west").qics_company_id == 4 and result.get("nope") is None
 
 
 def test_broken_entry_is_one_error_naming_administration_and_field_others_load(tmp_path):
@@ -165,3 +168,44 @@ def test_config_module_is_import_light():
         env={"PYTHONPATH": str(ROOT / "plugins")},
     )
     assert out.stdout.strip() == ""
+
+
+def _entry(**changes) -> dict:
+    return {**MINIMAL, **changes}
+
+
+def test_two_entries_for_the_same_qics_company_are_refused_naming_both_and_others_load():
+    result = parse_administrations(
+        {
+            "administrations": [
+                _entry(id="oost", king_conn_id="king_oost"),
+                _entry(id="west", name="West", king_conn_id="king_west", qics_company_id=4),
+                _entry(id="oost2", name="Oost again", king_conn_id="king_oost2"),  # same Qics company 3
+            ]
+        }
+    )
+    assert [adm.id for adm in result.administrations] == ["west"]
+    (error,) = result.errors
+    assert "'oost' (entry 1) and 'oost2' (entry 3)" in str(error) and "booked twice" in str(error)
+    assert "Qics company 3 of connection 'qics_oost'" in str(error)
+
+
+def test_entries_sharing_both_books_get_one_error():
+    result = parse_administrations({"administrations": [_entry(id="oost"), _entry(id="oost2", name="2")]})
+    (error,) = result.errors
+    assert "King administration of connection 'king_oost'" in str(error) and "Qics company 3" in str(error)
+
+
+def test_two_entries_for_the_same_king_administration_are_refused():
+    result = parse_administrations(
+        {
+            "administrations": [
+                _entry(id="oost", king_conn_id="king_oost"),
+                _entry(id="oost_b", name="B", king_conn_id="king_oost", qics_company_id=9),
+            ]
+        }
+    )
+    assert result.administrations == []
+    (error,) = result.errors
+    assert "'oost' (entry 1) and 'oost_b' (entry 2)" in str(error) and "king_oost" in str(error)
+    assert error.fields == ("king_conn_id",)

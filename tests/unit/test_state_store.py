@@ -65,3 +65,19 @@ def postgres_url():
 
 def test_postgres_lock_excludes_other_processes(postgres_url):
     _assert_mutual_exclusion(postgres_url)
+
+
+def test_a_distributed_executor_without_a_shared_store_fails_loudly(monkeypatch, tmp_path):
+    from king_qics.errors import ConfigurationError
+
+    monkeypatch.delenv("KING_QICS_STATE_CONN_ID", raising=False)
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "CeleryExecutor")
+    with pytest.raises(ConfigurationError, match="CeleryExecutor.*KING_QICS_STATE_CONN_ID"):
+        StateStore.from_settings()
+    monkeypatch.setenv(
+        "AIRFLOW__CORE__EXECUTOR", "LocalExecutor,my_k8s:airflow.providers.x.KubernetesExecutor"
+    )
+    with pytest.raises(ConfigurationError, match="KubernetesExecutor"):
+        StateStore.from_settings()
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "LocalExecutor")
+    assert StateStore.from_settings().is_sqlite  # the embedded default keeps working

@@ -17,11 +17,13 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
 import requests
 import tenacity
+import urllib3
 from airflow.providers.http.hooks.http import HttpHook
 
 from king_qics.errors import OutcomeUnknownError, ProtocolError, TransientError
@@ -186,6 +188,17 @@ class ApiHook(HttpHook):
 
     # -- sending -------------------------------------------------------------------------------
 
+    @property
+    def attempt_deadline(self) -> float:
+        """The longest one attempt can take: its answer must be complete ``2 x timeout`` after it
+        started (connecting, then answering), checked between reads, each read ``timeout`` at most:
+        so a slow or trickling server cannot stretch an attempt beyond ``3 x timeout``."""
+        return 3 * self.timeout
+
+    def worst_case_seconds(self) -> float:
+        """The longest one call (every attempt and every wait between them) can take."""
+        return self.max_attempts * self.attempt_deadline + (self.max_attempts - 1) * self.backoff_max
+
     def send(
         self,
         operation: str,
@@ -193,13 +206,16 @@ class ApiHook(HttpHook):
         endpoint: str,
         *,
         idempotent: bool,
+        before_attempt: Callable[[], None] | None = None,
         **request_kwargs: Any,
     ) -> requests.Response:
         """Send one request with retries; returns the response of any status that is not transient.
 
         Transient answers (429, 5xx) and transport failures are retried. For a non-idempotent
         write, a failure after the request may have reached the server raises
-        :class:`OutcomeUnknownError` at once instead of being retried.
+        :class:`OutcomeUnknownError` at once instead of being retried. ``before_attempt`` runs
+        before every attempt goes on the wire (a write's caller records when it was last sent, and
+        may refuse to send by raising).
         """
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(
@@ -210,7 +226,9 @@ class ApiHook(HttpHook):
             before_sleep=self._log_retry(operation),
             reraise=True,
         )
-        return retrying(self._send_once, operation, method, endpoint, idempotent, request_kwargs)
+        return retrying(
+            self._send_once, operation, method, endpoint, idempotent, request_kwargs, before_attempt
+        )
 
     def _log_retry(self, operation: str):
         def before_sleep(retry_state: tenacity.RetryCallState) -> None:
@@ -228,8 +246,16 @@ class ApiHook(HttpHook):
         return before_sleep
 
     def _send_once(
-        self, operation: str, method: str, endpoint: str, idempotent: bool, request_kwargs: dict
+        self,
+        operation: str,
+        method: str,
+        endpoint: str,
+        idempotent: bool,
+        request_kwargs: dict,
+        before_attempt: Callable[[], None] | None = None,
     ) -> requests.Response:
+        if before_attempt is not None:
+            before_attempt()
         with _CALLS_LOCK:
             _CALLS[f"{self.api_name}.{operation}"] += 1
         started = time.monotonic()
@@ -243,7 +269,12 @@ class ApiHook(HttpHook):
                 **request_kwargs,
             )
             # read the body now (a dropped body is a transport failure), at most max_response_bytes
-            _read_body(response, self.max_response_bytes, f"{self.api_name} {operation}")
+            _read_body(
+                response,
+                self.max_response_bytes,
+                f"{self.api_name} {operation}",
+                deadline=started + 2 * self.timeout,
+            )
         except requests.exceptions.ConnectTimeout as exc:
             raise TransientError(f"{self.api_name} {operation}: connect timeout") from exc
         except requests.exceptions.ConnectionError as exc:
@@ -297,25 +328,39 @@ def _resolve_environment_once(session: requests.Session, base_url: str) -> None:
     session.trust_env = False
 
 
-def _read_body(response: requests.Response, limit: int, what: str) -> None:
-    """Read the (decoded) body into ``response.content``, refusing it once it exceeds ``limit``."""
+def _read_body(response: requests.Response, limit: int, what: str, deadline: float) -> None:
+    """Read the (decoded) body into ``response.content``, refusing it once it exceeds ``limit``
+    or once the attempt's ``deadline`` (time.monotonic) has passed: requests' timeout bounds each
+    socket read, not the whole answer."""
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > limit:
         response.close()
         raise ProtocolError(
             f"{what}: the answer announces {int(declared):,} bytes, over the limit of {limit:,}"
         )
-    if declared.isdigit() and "Content-Encoding" not in response.headers:
-        response.content  # noqa: B018 - at most the announced length (checked above) is read
+    if response._content_consumed:  # already read (e.g. by a transport adapter in front of us)
+        if len(response.content) > limit:
+            raise ProtocolError(f"{what}: the answer exceeds the limit of {limit:,} bytes; refused")
         return
     chunks, size = [], 0
-    for chunk in response.iter_content(chunk_size=256 * 1024):
-        size += len(chunk)
-        if size > limit:
-            response.close()
-            raise ProtocolError(f"{what}: the answer exceeds the limit of {limit:,} bytes; refused")
-        chunks.append(chunk)
+    try:
+        while chunk := response.raw.read1(256 * 1024, decode_content=True):  # what has arrived
+            size += len(chunk)
+            if size > limit:
+                response.close()
+                raise ProtocolError(f"{what}: the answer exceeds the limit of {limit:,} bytes; refused")
+            if time.monotonic() > deadline:
+                response.close()
+                raise requests.exceptions.ReadTimeout(f"{what}: no complete answer within the deadline")
+            chunks.append(chunk)
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise requests.exceptions.ReadTimeout(str(exc)) from exc
+    except urllib3.exceptions.ProtocolError as exc:
+        raise requests.exceptions.ChunkedEncodingError(str(exc)) from exc
+    except urllib3.exceptions.DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(str(exc)) from exc
     response._content = b"".join(chunks)
+    response._content_consumed = True
 
 
 def _never_sent(exc: requests.exceptions.ConnectionError) -> bool:

@@ -20,10 +20,9 @@ import logging
 import math
 import re
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
 from functools import cached_property
 from typing import Any, NamedTuple
 
@@ -38,6 +37,15 @@ from king_qics.errors import (
     SessionExpiredError,
 )
 from king_qics.hooks.base import ApiHook, mask
+from king_qics.hooks.king_bookings import (
+    BOOKING_FIELDS,
+    KingBooking,
+    PostedBooking,
+    booking_key,
+    group_bookings,
+)
+from king_qics.hooks.king_profile import KingProfile
+from king_qics.hooks.king_reads import TableQuery, check_text, read_isolated
 from king_qics.hooks.king_schema import (
     BOOL,
     DATE,
@@ -119,11 +127,6 @@ def dataset(root_children: Iterable[tuple[str, dict[str, Any]]]) -> str:
     return etree.tostring(root, encoding="unicode")
 
 
-def _check_text(value: Any, what: str) -> None:
-    if isinstance(value, str) and "\t" in value:
-        raise ValueError(f"{what} may not contain a TAB (King's separator)")
-
-
 class KingFinanceHook(ApiHook):
     """Hook for King Finance Cloudswitch (``king_finance`` connections)."""
 
@@ -166,6 +169,11 @@ class KingFinanceHook(ApiHook):
         if version not in ("1.1", "1.2"):
             raise ValueError("soap_version must be 1.1 or 1.2")
         return version
+
+    @cached_property
+    def profile(self) -> KingProfile:
+        """The wire profile of this connection (defaults, overridden by the connection's extras)."""
+        return KingProfile.from_extras(self.connection.extra_dejson)
 
     @cached_property
     def credentials(self) -> tuple[str, str]:
@@ -250,10 +258,25 @@ class KingFinanceHook(ApiHook):
             return None
         return (texts.get("faultstring") or texts.get("Text") or "SOAP Fault")[:300]
 
-    def _soap(self, operation: str, params: Sequence[tuple[str, Any]], *, idempotent: bool) -> dict:
+    def _soap(
+        self,
+        operation: str,
+        params: Sequence[tuple[str, Any]],
+        *,
+        idempotent: bool,
+        before_attempt: Callable[[], None] | None = None,
+    ) -> dict:
         """One SOAP call -> {"Result": bool, "Foutmelding": str, <output>: str | list[str]}."""
         data, headers = self._envelope(operation, params)
-        response = self.send(operation, "POST", "", idempotent=idempotent, data=data, headers=headers)
+        response = self.send(
+            operation,
+            "POST",
+            "",
+            idempotent=idempotent,
+            before_attempt=before_attempt,
+            data=data,
+            headers=headers,
+        )
         self._last_call = time.monotonic()
         if response.status_code >= 500:
             reason = self._client_fault(response) or f"HTTP {response.status_code}"
@@ -325,16 +348,27 @@ class KingFinanceHook(ApiHook):
                 self._session_id = None
                 self.login()
 
-    def call(self, operation: str, params: Sequence[tuple[str, Any]], *, idempotent: bool = True) -> dict:
+    def call(
+        self,
+        operation: str,
+        params: Sequence[tuple[str, Any]],
+        *,
+        idempotent: bool = True,
+        before_attempt: Callable[[], None] | None = None,
+    ) -> dict:
         """Call an operation inside the session; an ended session is renewed once, transparently.
 
         Returns the answer (see ``_soap``); a Result=false other than an ended session is returned
-        for the caller to judge (its Foutmelding is King's reason).
+        for the caller to judge (its Foutmelding is King's reason). ``before_attempt`` runs before
+        each attempt of the operation itself is sent (not before a Login).
         """
         for attempt in (1, 2):
             self._ensure_session()
             answer = self._soap(
-                operation, [*self._auth_params(), *params, ("Foutmelding", "")], idempotent=idempotent
+                operation,
+                [*self._auth_params(), *params, ("Foutmelding", "")],
+                idempotent=idempotent,
+                before_attempt=before_attempt,
             )
             if answer["Result"] or not SESSION_EXPIRED_PATTERN.search(answer["Foutmelding"]):
                 if not answer["Result"] and AUTH_REFUSED_PATTERN.search(answer["Foutmelding"]):
@@ -364,61 +398,63 @@ class KingFinanceHook(ApiHook):
         with_files: bool = False,
     ) -> Iterator[tuple[list[dict[str, str]], list[dict[str, str]]]]:
         """Yield ``(rows, files)`` per page; rows are {field: wire text} (files: PDF_BESTAND)."""
-        table = table.upper()
-        select = [fields] if isinstance(fields, str) else list(fields)
-        select = [name.upper() for name in select]
-        keys = list(key_of(table))
-        if "*" not in select:  # the key always comes along: it orders the pages and removes repeats
-            select += [k for k in keys if k not in select]
-        order = [order_by] if isinstance(order_by, str) else list(order_by or [])
-        order = [name.upper() for name in order] + [k for k in keys if k not in [o.upper() for o in order]]
-        conditions = list(where or [])
-        for name, operator, value in conditions:
-            _check_text(name, "a WHERE field")
-            _check_text(value, "a WHERE value")
-            if operator.upper() not in ("=", ">", ">=", "<", "<=", "LIKE"):
-                raise ValueError(f"unsupported King WHERE operator {operator!r}")
+        query = TableQuery.of(table, fields, where, changed_since, order_by, max_result, with_files)
         page_size = page_size or self.page_size
         page, pages = 1, 1
         while page <= pages:
-            values: dict[str, Any] = {
-                "TABLE": table,
-                "SELECTFIELDS": "\t".join(select),
-            }
-            if conditions:
-                values["WHEREFIELDS"] = "\t".join(name.upper() for name, _, _ in conditions)
-                values["WHEREOPERATORS"] = "\t".join(op.upper() for _, op, _ in conditions)
-                values["WHEREVALUES"] = "\t".join(to_wire(value) for _, _, value in conditions)
-            if changed_since is not None:
-                values["MUTDATE_VA"] = to_wire(changed_since)  # the date only: the documented form
-            values.update(ORDERBY=",".join(order), MAXRESULT=max_result, PAGESIZE=page_size, SELECTPAGE=page)
-            if with_files:
-                values["PDF_BESTAND"] = ""
-            selection = etree.Element("NewDataSet")
-            row = etree.SubElement(selection, "Table1")
-            for name, value in values.items():
-                etree.SubElement(row, name).text = to_wire(value) if value != "" else None
-            answer = self.call(
-                "GetStamtabelRecords",
-                [("Selectie", etree.tostring(selection, encoding="unicode")), ("Records", "")],
-            )
-            if not answer["Result"]:
-                raise ProtocolError(f"King GetStamtabelRecords {table}: {answer['Foutmelding']}")
-            records = self._records(answer, "GetStamtabelRecords")
-            rows = [_row_texts(el) for el in records if isinstance(el.tag, str) and el.tag == "DATA"]
-            files = [_row_texts(el) for el in records if isinstance(el.tag, str) and el.tag == "PDF_BESTAND"]
-            meta = records.find("METADATA")
-            if meta is not None and (meta.findtext("TOTALPAGES") or "").strip():
-                pages = int(meta.findtext("TOTALPAGES").strip())
-            else:
-                count = meta.findtext("RECORDCOUNT") if meta is not None else None
-                pages = (
-                    math.ceil(int(count) / page_size)
-                    if count
-                    else (page + 1 if len(rows) >= page_size else page)
-                )
+            rows, files, pages = self.read_page(query, page, page_size)
             yield rows, files
             page += 1
+
+    def read_page(self, query: TableQuery, page: int, page_size: int) -> tuple[list, list, int]:
+        """One page of a query: (rows, files, number of pages)."""
+        values: dict[str, Any] = {"TABLE": query.table, "SELECTFIELDS": "\t".join(query.select)}
+        if query.where:
+            values["WHEREFIELDS"] = "\t".join(name.upper() for name, _, _ in query.where)
+            values["WHEREOPERATORS"] = "\t".join(op.upper() for _, op, _ in query.where)
+            values["WHEREVALUES"] = "\t".join(to_wire(value) for _, _, value in query.where)
+        if query.changed_since is not None:
+            values["MUTDATE_VA"] = to_wire(query.changed_since)  # the date only: the documented form
+        values.update(
+            ORDERBY=",".join(query.order), MAXRESULT=query.max_result, PAGESIZE=page_size, SELECTPAGE=page
+        )
+        if query.with_files:
+            values["PDF_BESTAND"] = ""
+        selection = etree.Element("NewDataSet")
+        row = etree.SubElement(selection, "Table1")
+        for name, value in values.items():
+            etree.SubElement(row, name).text = to_wire(value) if value != "" else None
+        answer = self.call(
+            "GetStamtabelRecords",
+            [("Selectie", etree.tostring(selection, encoding="unicode")), ("Records", "")],
+        )
+        if not answer["Result"]:
+            raise ProtocolError(f"King GetStamtabelRecords {query.table}: {answer['Foutmelding']}")
+        records = self._records(answer, "GetStamtabelRecords")
+        rows = [_row_texts(el) for el in records if isinstance(el.tag, str) and el.tag == "DATA"]
+        files = [_row_texts(el) for el in records if isinstance(el.tag, str) and el.tag == "PDF_BESTAND"]
+        meta = records.find("METADATA")
+        if meta is not None and (meta.findtext("TOTALPAGES") or "").strip():
+            pages = int(meta.findtext("TOTALPAGES").strip())
+        else:
+            count = meta.findtext("RECORDCOUNT") if meta is not None else None
+            pages = (
+                math.ceil(int(count) / page_size) if count else (page + 1 if len(rows) >= page_size else page)
+            )
+        return rows, files, pages
+
+    def read_table_isolated(
+        self,
+        table: str,
+        fields: Sequence[str] | str = "*",
+        where: Sequence[tuple[str, str, Any]] | None = None,
+        changed_since: date | datetime | None = None,
+    ):
+        """Like :meth:`read_table`, but a page King cannot serve (an HTTP 5xx that outlives the
+        retries, e.g. for a record holding a control character) is narrowed down to the records it
+        cannot serve: -> (DataFrame of every other record, {key: reason})."""
+        query = TableQuery.of(table, fields, where, changed_since)
+        return read_isolated(self, query, self.page_size, lambda rows: _frame(query.table, fields, rows))
 
     def read_table(
         self,
@@ -506,7 +542,7 @@ class KingFinanceHook(ApiHook):
         return ";".join(primary_key) if isinstance(primary_key, list) else str(primary_key or "")
 
     def _selection(self, table: str, key_field: str, key_value: Any) -> dict[str, Any]:
-        _check_text(key_value, "a key value")
+        check_text(key_value, "a key value")
         return {
             "TABLE": table.upper(),
             "WHEREFIELDS": key_field.upper(),
@@ -568,13 +604,17 @@ class KingFinanceHook(ApiHook):
         }
 
     def post_journal_entry(
-        self, rows: dict[str, Any] | Sequence[dict[str, Any]], pdf: tuple | dict | None = None
-    ) -> str:
-        """CreateJournaalpost: one or more BOE rows (several rows = one split) -> booking key.
+        self,
+        rows: dict[str, Any] | Sequence[dict[str, Any]],
+        pdf: tuple | dict | None = None,
+        *,
+        before_attempt: Callable[[], None] | None = None,
+    ) -> PostedBooking:
+        """CreateJournaalpost: one or more BOE rows (several rows = one split) -> the booking.
 
         ``pdf`` = (filename, bytes[, description]) or {"filename", "content", "description"}: sent
         as a ``DIGDOS`` table in the same call. Not idempotent: a lost answer raises
-        OutcomeUnknownError; resolve it with :meth:`find_booking` before posting again.
+        OutcomeUnknownError; resolve it with :meth:`find_bookings` before posting again.
         """
         rows = [rows] if isinstance(rows, dict) else list(rows)
         if not rows:
@@ -592,22 +632,29 @@ class KingFinanceHook(ApiHook):
             "CreateJournaalpost",
             [("Journaalpost", dataset(tables)), ("Primarykey", None)],
             idempotent=False,
+            before_attempt=before_attempt,
         )
         if not answer["Result"]:
             raise RecordValidationError(invoice, answer["Foutmelding"] or "rejected without a reason")
-        keys = answer.get("Primarykey")
-        if isinstance(keys, list) and keys and keys[0]:
-            return keys[0]
-        if isinstance(keys, str) and keys.strip():
-            return keys.strip()
         echo = answer.get("Journaalpost") or ""
         first = parse_xml(echo, "CreateJournaalpost Journaalpost").find("BOE") if echo else None
-        if first is None:
-            raise ProtocolError("King CreateJournaalpost: no Primarykey and no echoed booking")
-        texts = _row_texts(first)
-        return booking_key(texts.get("DAGB"), texts.get("JR"), texts.get("PN"), texts.get("RG"))
+        echoed = _row_texts(first) if first is not None else {}
+        key = _primary_key(answer.get("Primarykey"))
+        if key is None and {"DAGB", "JR", "PN", "RG"} <= set(echoed):
+            key = booking_key(echoed["DAGB"], echoed["JR"], echoed["PN"], echoed["RG"])
+        if key is None:
+            raise ProtocolError("King CreateJournaalpost: no usable Primarykey and no echoed booking")
+        return PostedBooking(key, echoed.get("FACT") or None)
 
-    def attach_pdf(self, booking_key: str, filename: str, content: bytes, description: str = "") -> None:
+    def attach_pdf(
+        self,
+        booking_key: str,
+        filename: str,
+        content: bytes,
+        description: str = "",
+        *,
+        before_attempt: Callable[[], None] | None = None,
+    ) -> None:
         """Attach a file to a booking (UpdateJournaalpost with only a DIGDOS table).
 
         Not idempotent (a repeat attaches a second copy): a lost answer raises OutcomeUnknownError;
@@ -618,6 +665,7 @@ class KingFinanceHook(ApiHook):
             "UpdateJournaalpost",
             [("Primarykey", booking_key), ("Journaalpost", journaalpost)],
             idempotent=False,
+            before_attempt=before_attempt,
         )
         if not answer["Result"]:
             raise RecordValidationError(booking_key, answer["Foutmelding"] or "rejected without a reason")
@@ -647,27 +695,47 @@ class KingFinanceHook(ApiHook):
                 )
         return files
 
-    def find_booking(self, journal: int, year: int, invoice_number: str) -> str | None:
-        """The key of the booking of this invoice number in this journal and year, or None.
+    def find_bookings(
+        self, journal: int, years: tuple[int, int], *, fact: str | None = None, marker: str | None = None
+    ) -> list[KingBooking]:
+        """The bookings in ``journal`` of fiscal years ``years`` (first, last) whose FACT equals
+        ``fact`` (King compares text case-insensitively) or whose marker field equals ``marker``;
+        one :class:`KingBooking` per booking (its rows summed), in King's order."""
+        marker_field = self.profile.booking_marker_field
+        where: list[tuple[str, str, Any]] = [("DAGB", "=", journal), ("JR", ">=", years[0])]
+        where.append(("JR", "<=", years[1]))
+        if fact is not None:
+            where.append(("FACT", "=", fact))
+        if marker is not None:
+            where.append((marker_field, "=", marker))
+        fields = [*BOOKING_FIELDS, marker_field]
+        rows = self._booking_rows(fields, where)
+        if marker is not None and rows:  # a row without the marker still belongs to its booking
+            groups = sorted({row.get("GRPROW") for row in rows if row.get("GRPROW")}, key=int)
+            rows = [
+                row
+                for group in groups
+                for row in self._booking_rows(fields, [("DAGB", "=", journal), ("GRPROW", "=", group)])
+            ]
+        return group_bookings(rows, marker_field)
 
-        Runs before every invoice is posted: the first page's rows as text, no DataFrame."""
-        pages = self.read_records(
-            "BOE",
-            ["DAGB", "JR", "PN", "RG"],
-            where=[("DAGB", "=", journal), ("JR", "=", year), ("FACT", "=", invoice_number)],
-            order_by=["RG"],
-        )
-        rows, _ = next(pages)
-        pages.close()
-        if not rows:
-            return None
-        first = rows[0]
-        return booking_key(first["DAGB"], first["JR"], first["PN"], first["RG"])
+    def _booking_rows(self, fields: list[str], where: list[tuple[str, str, Any]]) -> list[dict[str, str]]:
+        rows = []
+        for page_rows, _ in self.read_records("BOE", fields, where=where, order_by=["GRPROW", "RG"]):
+            rows.extend(page_rows)
+        return rows
 
 
-def booking_key(dagb: Any, jr: Any, pn: Any, rg: Any) -> str:
-    """The hook's booking key: ``DAGB;JR;PN;RG`` of the booking's first row (as King's Primarykey)."""
-    return ";".join(str(int(Decimal(str(part)))) for part in (dagb, jr, pn, rg))
+def _primary_key(value: Any) -> str | None:
+    """CreateJournaalpost's Primarykey as ``DAGB;JR;PN;RG``, or None when it is not recognisable.
+
+    Its format is not documented (an ArrayOfString per the WSDL): one key per row, separated by
+    ``;``, ``,``, ``/`` or ``|``; anything else is left to the echoed rows."""
+    first = value[0] if isinstance(value, list) and value else value
+    parts = re.split(r"[;,/|]", str(first or "").strip())
+    if len(parts) != 4 or not all(re.fullmatch(r"\d+", part.strip()) for part in parts):
+        return None
+    return booking_key(*parts)
 
 
 def _upper(values: dict[str, Any]) -> dict[str, Any]:

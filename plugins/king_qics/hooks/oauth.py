@@ -5,9 +5,9 @@ assume the token is single-use and rotates: every refresh returns a new refresh 
 the old one. So:
 - the current refresh token and the cached access token live in the state store
   (``oauth_tokens``), encrypted with a Fernet key derived (HKDF-SHA256) from the client secret;
-- refreshing happens only inside ``StateStore.locked("qics-oauth:<conn_id>")``, a database lock
-  shared by all workers; inside it the stored row is read again (someone else may just have
-  refreshed) and the new refresh token is written in the same transaction that holds the lock;
+- one process at a time refreshes: it claims the refresh in a short transaction (a claim older than
+  twice the hook's worst-case call is taken over), calls Qics holding no database lock, and stores
+  the new tokens; the others poll the stored row until the new access token is there;
 - the chain remembers (as a keyed fingerprint) which connection refresh token it grew from: when
   the connection holds a different one (the user re-authorized), the chain restarts from it.
 """
@@ -19,6 +19,8 @@ import hashlib
 import hmac
 import logging
 import threading
+import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -27,9 +29,16 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from king_qics.errors import AuthenticationError, ProtocolError
+from king_qics.errors import AuthenticationError, ProtocolError, TransientError
 from king_qics.hooks.base import mask
-from king_qics.state import StateStore, load_oauth_token, save_oauth_token, utcnow
+from king_qics.state import (
+    StateStore,
+    claim_oauth_refresh,
+    load_oauth_token,
+    release_oauth_refresh,
+    save_oauth_token,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     from king_qics.hooks.qics import QicsMilestonesHook
@@ -38,6 +47,7 @@ log = logging.getLogger(__name__)
 
 TOKEN_ENDPOINT = "/api/oauth2/oauth2/token"
 EXPIRY_LEEWAY_SECONDS = 60
+REFRESH_POLL_SECONDS = 0.2  # how often a waiting process looks whether the refresh is done
 
 _PROCESS_CACHE: dict[tuple, tuple[str, datetime]] = {}
 _PROCESS_CACHE_LOCK = threading.Lock()
@@ -105,7 +115,6 @@ class OAuthTokens:
             hashlib.sha256,
         ).hexdigest()
         self._cache_key = (store.url, self.conn_id, self.fingerprint)
-        self.lock_name = f"qics-oauth:{self.conn_id}"
 
     # -- public ------------------------------------------------------------------------------------
 
@@ -157,18 +166,36 @@ class OAuthTokens:
             _PROCESS_CACHE[self._cache_key] = (access, expires_at)
 
     def _refresh(self, rejected: str | None) -> str:
-        with self.store.locked(self.lock_name) as conn:
-            row = load_oauth_token(conn, self.conn_id)
-            token = self._usable_access(row, rejected)
-            if token:  # another task or worker refreshed while we waited for the lock
-                return token
-            refresh_token = self._seed
-            from_chain = False
-            if row is not None and row.seed_fingerprint == self.fingerprint:
-                stored = self._decrypt(row.refresh_token)
-                if stored:
-                    refresh_token, from_chain = stored, True
+        """Refresh once across every process: the first to claim the refresh calls Qics (holding no
+        database lock meanwhile), the others wait for its result."""
+        me = uuid.uuid4().hex
+        lease = timedelta(seconds=2 * self.hook.worst_case_seconds())
+        waited_until = time.monotonic() + lease.total_seconds()
+        while True:
+            with self.store.transaction() as conn:  # short: read, and claim when nobody refreshes
+                row = load_oauth_token(conn, self.conn_id)
+                token = self._usable_access(row, rejected)
+                if token:  # another task or worker refreshed while we waited
+                    return token
+                claimed = claim_oauth_refresh(conn, self.conn_id, self.fingerprint, me, lease)
+            if claimed:
+                break
+            if time.monotonic() > waited_until:
+                raise TransientError(
+                    f"qics: another process has been refreshing connection {self.conn_id!r} too long"
+                )
+            time.sleep(REFRESH_POLL_SECONDS)
+        refresh_token, from_chain = self._seed, False
+        if row is not None and row.seed_fingerprint == self.fingerprint:
+            stored = self._decrypt(row.refresh_token)
+            if stored:
+                refresh_token, from_chain = stored, True
+        try:
             grant = self._grant(refresh_token, from_chain)
+        except BaseException:
+            release_oauth_refresh(self.store, self.conn_id, me)
+            raise
+        with self.store.transaction() as conn:
             save_oauth_token(
                 conn,
                 self.conn_id,

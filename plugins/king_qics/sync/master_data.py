@@ -112,19 +112,31 @@ class MasterDataSync:
         self.store = store
         self.run_id = run_id
         self.watermarks = Watermarks(store, administration.id)
+        self.retry_rejected = False
+        self.unreadable: dict[str, str] = {}
 
     # -- the flow ------------------------------------------------------------------------------
 
     def run(
-        self, entity: str, *, full_refresh: bool = False, dry_run: bool = False, pending_only: bool = False
+        self,
+        entity: str,
+        *,
+        full_refresh: bool = False,
+        dry_run: bool = False,
+        pending_only: bool = False,
+        retry_rejected: bool = False,
     ) -> EntityReport:
         """Sync one entity. ``pending_only``: only the records whose optional links wait (used right
-        after the entity they wait for was synced); no watermark moves."""
+        after the entity they wait for was synced); no watermark moves. A record Qics rejected is
+        sent again only when its mapped data changed, or with ``retry_rejected`` (a cleared task)
+        or ``full_refresh``."""
         started = utcnow()
+        self.retry_rejected = retry_rejected or full_refresh
         mapping = load_mapping(entity)
         records = SyncedRecords(self.store, self.adm.id, entity)
         report = EntityReport(self.adm.id, entity, dry_run=dry_run)
 
+        self.unreadable: dict[str, str] = {}
         known = records.all()
         retry = {key for key, row in known.items() if row.pending or (row.last_error and not pending_only)}
         if pending_only:
@@ -133,7 +145,9 @@ class MasterDataSync:
             king_df, report.full_read = self._extract(mapping, retry, full_refresh, started)
         report.read = len(king_df)
         if not dry_run:  # every record to retry was read (in full or by key): the rest is gone
-            self._forget_removed(mapping, records, retry, king_df)
+            self._forget_removed(mapping, records, retry - set(self.unreadable), king_df)
+        for key, reason in sorted(self.unreadable.items()):
+            self._fail(report, records, key, reason, dry_run)
 
         mapped = self.map(mapping, king_df)
         for key, reason in mapped.errors.items():
@@ -210,9 +224,9 @@ class MasterDataSync:
         reason = full_read_reason(watermark, started, full_refresh, len(retry))
         if reason:
             log.info("%s %s: reading every record of %s (%s)", self.adm.id, mapping.entity, table, reason)
-            return self.king.read_table(table, fields), True
+            return self._read(table, fields), True
         since = pendulum.instance(watermark.read_until - WATERMARK_OVERLAP).in_timezone(AMSTERDAM)
-        changed = self.king.read_table(table, fields, changed_since=since.date())
+        changed = self._read(table, fields, changed_since=since.date())
         already = set(changed[key_field].astype(str)) if len(changed) else set()
         again = self._read_keys(mapping, retry - already)
         frames = [frame for frame in (changed, again) if len(frame)]
@@ -225,10 +239,16 @@ class MasterDataSync:
             log.info("%s %s %s: no longer in King; no longer retried", self.adm.id, mapping.entity, key)
             records.removed_in_king(key)
 
+    def _read(self, table: str, fields, **query):
+        """A King read in which a record King cannot serve fails alone (``self.unreadable``)."""
+        frame, unreadable = self.king.read_table_isolated(table, fields, **query)
+        self.unreadable.update(unreadable)
+        return frame
+
     def _read_keys(self, mapping, keys: set[str]):
         """Re-read records by key, even when King's change date did not move (failing/pending ones)."""
         table, fields, key_field = mapping.king_table_for(self.adm), mapping.king_fields, mapping.king_key
-        frames = [self.king.read_table(table, fields, where=[(key_field, "=", key)]) for key in sorted(keys)]
+        frames = [self._read(table, fields, where=[(key_field, "=", key)]) for key in sorted(keys)]
         frames = [frame for frame in frames if len(frame)]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(fields))
 
@@ -258,6 +278,27 @@ class MasterDataSync:
             current = qics_now.get(key)
             if current is not None:
                 qics_id = int(current[mapping.qics_id_field])
+            elif full_refresh and qics_id is not None:  # read in full, and Qics no longer has it
+                log.info(
+                    "%s %s %s: gone from Qics (id %s); created again",
+                    self.adm.id,
+                    mapping.entity,
+                    key,
+                    qics_id,
+                )
+                qics_id = None
+        if (
+            stored is not None
+            and stored.last_error
+            and stored.rejected_hash == digest
+            and not self.retry_rejected
+        ):
+            report.failed += 1  # still rejected: Qics said no to exactly this record
+            report.failures[key] = (
+                f"{stored.last_error} (not sent again: unchanged since; change it in King, or clear the task "
+                "or run with full_refresh to send it again)"
+            )
+            return
 
         if qics_id is None:
             action = "new"
@@ -307,16 +348,17 @@ class MasterDataSync:
                     merged = {**_writable(base), **payload}
                     self.qics.update(mapping.qics_entity, qics_id, merged)
         except RecordValidationError as exc:
-            self._fail(report, records, key, f"Qics rejected {mapping.qics_entity}: {exc.message}", dry_run)
+            reason = f"Qics rejected {mapping.qics_entity}: {exc.message}"
+            self._fail(report, records, key, reason, dry_run, rejected_hash=digest)
             return
         records.saved(key, qics_id, digest, json.dumps(canonical_record(payload)), pending)
         setattr(report, action, getattr(report, action) + 1)
 
-    def _fail(self, report, records, key, reason, dry_run) -> None:
+    def _fail(self, report, records, key, reason, dry_run, rejected_hash: str | None = None) -> None:
         report.failed += 1
         report.failures[key] = reason
         if not dry_run:
-            records.failed(key, reason)
+            records.failed(key, reason, rejected_hash=rejected_hash)
 
 
 def _row_dict(row) -> dict:

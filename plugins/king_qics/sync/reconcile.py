@@ -110,7 +110,7 @@ def reconcile_entity(sync: MasterDataSync, entity: str) -> Reconciliation:
     """Compare one entity of ``sync``'s administration; reads King and Qics, writes nothing."""
     mapping = load_mapping(entity)
     result = Reconciliation(sync.adm.id, entity, run_id=sync.run_id)
-    king_df = sync.king.read_table(mapping.king_table_for(sync.adm), mapping.king_fields)
+    king_df, unreadable = sync.king.read_table_isolated(mapping.king_table_for(sync.adm), mapping.king_fields)
     mapped = sync.map(mapping, king_df)
     in_qics = sync.read_qics(mapping)
     result.king_records, result.qics_records = len(king_df), len(in_qics)
@@ -124,7 +124,7 @@ def reconcile_entity(sync: MasterDataSync, entity: str) -> Reconciliation:
         qics_id = current.get(mapping.qics_id_field)
         for name, want, have in field_differences(expected, current):
             result.differences.append(_row(key, qics_id, "field", name, _json(want), _json(have)))
-    for key, reason in sorted(mapped.errors.items()):
+    for key, reason in sorted({**mapped.errors, **unreadable}.items()):
         current = in_qics.get(str(key))
         qics_id = current.get(mapping.qics_id_field) if current is not None else None
         result.differences.append(_row(str(key), qics_id, "unmapped", None, reason, None))

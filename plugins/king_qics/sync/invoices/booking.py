@@ -1,0 +1,433 @@
+"""The King sales booking of one Qics invoice: amounts, rows, rounding. Pure: no I/O.
+
+One function makes every key we send and look up (``invoice_fact``, ``booking_marker``), so a post
+and a look-up can never disagree.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo
+
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+CENT = Decimal("0.01")
+KING_VAT_TOLERANCE = Decimal("0.02")  # what King accepts between BEDRBTW and BEDRBOEK x PERC
+FACT_LENGTH, OMSCHR_LENGTH = 20, 40
+MARKER_PREFIX = "king-qics-sync: Qics company"
+
+
+class InvoiceError(Exception):
+    """This invoice cannot be booked as it is (data or configuration); the others go on."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
+
+
+class NothingToBook(InvoiceError):
+    """Every line nets to zero: the invoice is skipped, not failed."""
+
+
+# -- keys and dates -----------------------------------------------------------------------------------
+
+
+def invoice_fact(number: Any) -> str:
+    """The FACT we send for a Qics invoice number, and the one every look-up uses: Unicode-normalised
+    (a non-breaking space is a space) and without surrounding white space."""
+    text = unicodedata.normalize("NFKC", str(number or "")).strip()
+    if not text:
+        raise InvoiceError("the invoice has no invoice number")
+    if len(text) > FACT_LENGTH or any(unicodedata.category(ch) == "Cc" for ch in text):
+        raise InvoiceError(f"invoice number {text!r} does not fit King's FACT (max {FACT_LENGTH})")
+    return text
+
+
+def booking_marker(company_id: int, invoice_id: int) -> str:
+    """What every booking we post carries in King's marker field: it stays ours whatever King does
+    to FACT, and names the Qics invoice for a person reading the booking."""
+    return f"{MARKER_PREFIX} {int(company_id)} invoice {int(invoice_id)}"
+
+
+def marker_of(remark: str) -> tuple[int, int] | None:
+    """(company id, invoice id) of a marker found in a remark, or None."""
+    position = remark.find(MARKER_PREFIX)
+    if position < 0:
+        return None
+    words = remark[position + len(MARKER_PREFIX) :].split()
+    if len(words) >= 3 and words[0].isdigit() and words[1] == "invoice" and words[2].isdigit():
+        return int(words[0]), int(words[2])
+    return None
+
+
+def invoice_day(value: Any, what: str = "InvoiceDate") -> date:
+    """A Qics date as the day it is in Europe/Amsterdam (a UTC date-time 2026-09-30T22:30Z is 1 October)."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        return value
+    else:
+        text = str(value or "").strip()
+        try:
+            if len(text) == 10:
+                return date.fromisoformat(text)
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvoiceError(f"{what} is not a date: {value!r}") from None
+    if moment.tzinfo is None:
+        return moment.date()
+    return moment.astimezone(AMSTERDAM).date()
+
+
+# -- amounts -------------------------------------------------------------------------------------------
+
+
+def money(value: Any, what: str) -> Decimal:
+    """A Qics amount as Decimal (never float); None/'' is an error."""
+    if value is None or value == "":
+        raise InvoiceError(f"{what} is missing")
+    if isinstance(value, float):
+        raise TypeError(f"{what}: floats are not accepted for money")
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise InvoiceError(f"{what} is not a number: {value!r}") from None
+    if not number.is_finite():
+        raise InvoiceError(f"{what} is not a number: {value!r}")
+    return number
+
+
+def cents(value: Decimal) -> Decimal:
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _spread(diff: Decimal, weights: list[tuple[Decimal, int]], apply) -> None:
+    """Put a difference of whole cents, one cent at a time, on the items first in ``weights``
+    order ((sort key, index) sorted ascending); ``apply(index, cent)`` takes each cent."""
+    order = [index for _, index in sorted(weights)]
+    step = CENT if diff > 0 else -CENT
+    position = 0
+    while diff != 0:
+        apply(order[position % len(order)], step)
+        diff -= step
+        position += 1
+
+
+@dataclass
+class KingRefs:
+    """What the builder checks an invoice against, read from King once per run."""
+
+    periods: int  # BASFIN.AANTPER
+    period_info: dict[str, Any]  # PERIODEINFO (closed-period fields)
+    vat_codes: dict[int, Decimal]  # BTW.NR -> PERC
+    gl_accounts: set[int]  # GRB.NR
+    cost_centers: set[int]  # KPL.NR
+    debtors: set[int] = field(default_factory=set)  # DEB.NR of the debtors this run needs
+
+    def fiscal(self, day: date) -> tuple[int, int]:
+        """(fiscal year, period) of a booking date (calendar years of ``periods`` equal periods)."""
+        if self.periods == 12:
+            return day.year, day.month
+        if self.periods > 0 and 12 % self.periods == 0:
+            return day.year, (day.month - 1) // (12 // self.periods) + 1
+        raise InvoiceError(
+            f"King administration has {self.periods} periods a year; only divisors of 12 are supported"
+        )
+
+    def closed(self, year: int, period: int) -> bool:
+        """Closed for normal users or definitively (King lets the API user post there; we do not)."""
+        info = self.period_info
+
+        def upto(year_field: str, period_field: str) -> bool:
+            closed_year, closed_period = info.get(year_field), info.get(period_field)
+            if not isinstance(closed_year, int) or closed_year <= 0:
+                return False
+            return (year, period) <= (closed_year, closed_period if isinstance(closed_period, int) else 14)
+
+        return upto("JRAFGESL", "PNAFGESL") or upto("JRAFGESLGEBR", "PNAFGESLGEBR")
+
+
+@dataclass
+class Booking:
+    """What we post for one invoice (and what a booking found in King must match to be adopted)."""
+
+    invoice_id: int
+    fact: str
+    day: date
+    year: int
+    period: int
+    debtor: int
+    marker: str
+    rows: list[dict[str, Any]]  # BOE rows, amounts as Decimal
+    total: Decimal  # incl. VAT, signed as booked
+
+    def to_json(self) -> str:
+        return json.dumps(self.rows, default=json_default, sort_keys=True)
+
+
+def json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def booking_from_json(text: str, invoice_id: int, marker_field: str) -> Booking:
+    """A booking as stored in the ledger (``booking_json``: the BOE rows as sent)."""
+    rows = json.loads(text)
+    for row in rows:
+        for name in ("BEDRBOEK", "BEDRBTW"):
+            if row.get(name) is not None:
+                row[name] = Decimal(row[name])
+        for name in ("DAT", "DATVERV"):
+            if row.get(name):
+                row[name] = date.fromisoformat(row[name])
+    first = rows[0]
+    total = sum((row["BEDRBOEK"] + row["BEDRBTW"] for row in rows), Decimal(0))
+    return Booking(
+        invoice_id, first["FACT"], first["DAT"], first["JR"], first["PN"], first["REK"],
+        first.get(marker_field, ""), rows, total,
+    )  # fmt: skip
+
+
+def _int_code(value: Any, what: str) -> int:
+    text = str(value).strip() if value is not None else ""
+    if not text.isdigit():
+        raise InvoiceError(f"{what} {value!r} is not a King number")
+    return int(text)
+
+
+def description(invoice: dict, fact: str) -> str:
+    kind = "Creditnota" if invoice.get("InvoiceHeaderType") == "CreditNote" else "Factuur"
+    text = (invoice.get("InvoiceText") or invoice.get("customer_name") or "").strip()
+    return f"{kind} {fact} {text}".strip()[:OMSCHR_LENGTH]
+
+
+def build_booking(
+    invoice: dict, *, journal: int, refs: KingRefs, company_id: int, marker_field: str = "OPM"
+) -> Booking:
+    """The King sales booking of one Qics invoice snapshot (with ``lines``, ``customer_code``, and per
+    line ``vat_code`` and ``cost_center_code``). Raises InvoiceError when it cannot be booked. Whether
+    its period is closed is the caller's question: a closed period may hold a booking made by hand.
+
+    One BOE row per (revenue account, VAT code, cost center); BEDRBOEK = net, BEDRBTW = VAT, both
+    signed (negative for a credit note). The rows sum exactly to the invoice header's totals: net
+    cents from rounding go to the largest rows; the VAT of each code is what its rounding gives
+    (``vat_per_code``), so a cent lands on the code that produced it.
+    """
+    fact = invoice_fact(invoice.get("InvoiceNumber"))
+    day = invoice_day(invoice.get("InvoiceDate"))
+    if invoice.get("customer_code") in (None, ""):
+        customer = invoice.get("InvoiceCustomerCompanyId") or invoice.get("CustomerCompanyId")
+        raise InvoiceError(
+            f"the invoice's customer (CustomerCompanyId {customer}) is missing or unknown in Qics"
+        )
+    debtor = _int_code(invoice.get("customer_code"), "customer code")
+    if debtor not in refs.debtors:
+        raise InvoiceError(f"debtor {debtor} (customer code) does not exist in King")
+    year, period = refs.fiscal(day)
+
+    header_net = money(invoice.get("TotalAmountExclVat"), "TotalAmountExclVat")
+    header_vat = money(invoice.get("TotalVatAmount"), "TotalVatAmount")
+    header_incl = money(invoice.get("TotalAmountInclVat"), "TotalAmountInclVat")
+    if header_net + header_vat != header_incl:
+        raise InvoiceError(
+            f"invoice totals do not add up: {header_net} + {header_vat} VAT != {header_incl} incl. VAT"
+        )
+    # Credit notes are negative bookings; a credit note Qics reports with positive amounts is negated.
+    sign = Decimal(-1) if invoice.get("InvoiceHeaderType") == "CreditNote" and header_incl > 0 else Decimal(1)
+
+    lines = invoice.get("lines") or []
+    if not lines:
+        raise InvoiceError("the invoice has no lines")
+    rows, line_vats = _rows_of(lines, refs)
+    tolerance = CENT * len(lines)
+    net_diff = header_net - sum((row["net"] for row in rows), Decimal(0))
+    if abs(net_diff) > tolerance:
+        raise InvoiceError(
+            f"the lines' net amounts sum to {header_net - net_diff}, the invoice says {header_net}"
+        )
+    if net_diff:
+        _spread(net_diff, [(-abs(row["net"]), i) for i, row in enumerate(rows)], _adder(rows, "net"))
+    targets = vat_per_code(rows, refs.vat_codes, header_vat, line_vats, tolerance)
+    for code, target in targets.items():
+        _vat_of_rows([row for row in rows if row["vat_code"] == code], refs.vat_codes[code], target)
+    for row in rows:
+        expected = abs(row["net"]) * refs.vat_codes[row["vat_code"]] / 100
+        if abs(abs(row["vat"]) - expected) > KING_VAT_TOLERANCE:
+            raise InvoiceError(
+                f"VAT {row['vat']} on {row['net']} does not match VAT code {row['vat_code']} "
+                f"({refs.vat_codes[row['vat_code']]}%) within King's tolerance"
+            )
+    rows = [row for row in rows if row["net"] or row["vat"]]
+    if not rows:
+        raise NothingToBook("nothing to book: every line nets to zero")
+
+    marker = booking_marker(company_id, invoice["InvoiceHeaderId"])
+    due = invoice.get("DueDate")
+    text = description(invoice, fact)
+    boe = []
+    for row in rows:
+        values = {
+            "DAGB": journal,
+            "JR": year,
+            "PN": period,
+            "DAT": day,
+            "REK": debtor,
+            "TEGREK": row["account"],
+            "BTW": row["vat_code"],
+            "BEDRBOEK": row["net"] * sign,
+            "BEDRBTW": row["vat"] * sign,
+            "FACT": fact,
+            "BOEKSTUK": fact,
+            "OMSCHR": text,
+            marker_field: marker,
+        }
+        if due:
+            values["DATVERV"] = invoice_day(due, "DueDate")
+        if row["kpl"] is not None:
+            values["KPL"] = row["kpl"]
+        boe.append(values)
+    total = sum((row["BEDRBOEK"] + row["BEDRBTW"] for row in boe), Decimal(0))
+    assert total == header_incl * sign, "rows must sum to the invoice total"  # noqa: S101 - invariant
+    return Booking(int(invoice["InvoiceHeaderId"]), fact, day, year, period, debtor, marker, boe, total)
+
+
+def _adder(rows: list[dict], name: str):
+    def add(index: int, cent: Decimal) -> None:
+        rows[index][name] += cent
+
+    return add
+
+
+def _rows_of(lines: list[dict], refs: KingRefs) -> tuple[list[dict], dict[int, Decimal] | None]:
+    """Lines grouped per (account, VAT code, cost center) with their net sums; plus the lines' own
+    VAT per code (None when a line has none)."""
+    groups: dict[tuple, dict] = {}
+    line_vats: dict[int, Decimal] | None = {}
+    for position, line in enumerate(lines, start=1):
+        what = f"line {position}"
+        net = cents(money(line.get("AmountExclVat"), f"{what} AmountExclVat"))
+        if line.get("vat_code") in (None, ""):
+            raise InvoiceError(f"{what}: no VAT code (VatCodeId {line.get('VatCodeId')} unknown in Qics)")
+        vat_code = _int_code(line.get("vat_code"), f"{what}: VAT code")
+        if vat_code not in refs.vat_codes:
+            raise InvoiceError(f"{what}: VAT code {vat_code} does not exist in King")
+        king_percentage = refs.vat_codes[vat_code]
+        if line.get("VatPercentage") not in (None, ""):
+            percentage = money(line.get("VatPercentage"), f"{what} VatPercentage")
+            if percentage != king_percentage:
+                raise InvoiceError(
+                    f"{what}: VAT code {vat_code} is {king_percentage}% in King "
+                    f"but {percentage}% on the invoice"
+                )
+        if line.get("VatAmount") in (None, ""):
+            line_vats = None
+        elif line_vats is not None:
+            vat = cents(money(line.get("VatAmount"), f"{what} VatAmount"))
+            line_vats[vat_code] = line_vats.get(vat_code, Decimal(0)) + vat
+        if line.get("GLAccountRevenue") in (None, ""):
+            raise InvoiceError(f"{what}: no revenue account (GLAccountRevenue)")
+        account = _int_code(line.get("GLAccountRevenue"), f"{what}: revenue account")
+        if account not in refs.gl_accounts:
+            raise InvoiceError(f"{what}: revenue account {account} does not exist in King")
+        cost_center = None
+        if line.get("CostCenterId") not in (None, ""):
+            if line.get("cost_center_code") in (None, ""):
+                raise InvoiceError(f"{what}: cost center {line.get('CostCenterId')} unknown in Qics")
+            cost_center = _int_code(line.get("cost_center_code"), f"{what}: cost center")
+            if cost_center not in refs.cost_centers:
+                raise InvoiceError(f"{what}: cost center {cost_center} does not exist in King")
+        group = groups.setdefault(
+            (account, vat_code, cost_center),
+            {
+                "account": account,
+                "vat_code": vat_code,
+                "kpl": cost_center,
+                "net": Decimal(0),
+                "vat": Decimal(0),
+            },
+        )
+        group["net"] += net
+    return list(groups.values()), line_vats
+
+
+def vat_per_code(
+    rows: list[dict],
+    rates: dict[int, Decimal],
+    header_vat: Decimal,
+    line_vats: dict[int, Decimal] | None,
+    tolerance: Decimal,
+) -> dict[int, Decimal]:
+    """The VAT of each code, summing exactly to the header's VAT.
+
+    Per code: round(sum of the code's net x rate) when those add up to the header (VAT computed per
+    code, the usual invoice rule), else the lines' own VAT amounts when those add up (VAT per line);
+    else the per-code amounts with the remaining cents given to the codes whose exact VAT was
+    rounded furthest the other way (largest remainder): each cent stays with its rate.
+    """
+    nets: dict[int, Decimal] = {}
+    for row in rows:
+        nets[row["vat_code"]] = nets.get(row["vat_code"], Decimal(0)) + row["net"]
+    exact = {code: net * rates[code] / 100 for code, net in nets.items()}
+    per_code = {code: cents(value) for code, value in exact.items()}
+    if sum(per_code.values(), Decimal(0)) == header_vat:
+        return per_code
+    if line_vats is not None and sum(line_vats.values(), Decimal(0)) == header_vat:
+        return {code: line_vats.get(code, Decimal(0)) for code in nets}
+    diff = header_vat - sum(per_code.values(), Decimal(0))
+    if abs(diff) > tolerance:
+        raise InvoiceError(
+            f"the lines' VAT amounts sum to {header_vat - diff}, the invoice says {header_vat}"
+        )
+    eligible = [code for code in per_code if rates[code] != 0]
+    if not eligible:
+        raise InvoiceError(f"VAT of {header_vat} on an invoice whose lines have only 0% VAT codes")
+    direction = 1 if diff > 0 else -1
+    codes = sorted(eligible)
+    weights = [(-(exact[code] - per_code[code]) * direction, i) for i, code in enumerate(codes)]
+    _spread(diff, weights, lambda i, cent: per_code.__setitem__(codes[i], per_code[codes[i]] + cent))
+    return per_code
+
+
+def _vat_of_rows(rows: list[dict], rate: Decimal, target: Decimal) -> None:
+    """Give the rows of one VAT code their VAT: each its own rounding, the code's remaining cents
+    to the rows rounded furthest the other way."""
+    exact = [row["net"] * rate / 100 for row in rows]
+    for row, value in zip(rows, exact, strict=True):
+        row["vat"] = cents(value)
+    diff = target - sum((row["vat"] for row in rows), Decimal(0))
+    if diff:
+        direction = 1 if diff > 0 else -1
+        pairs = enumerate(zip(rows, exact, strict=True))
+        weights = [(-(value - row["vat"]) * direction, i) for i, (row, value) in pairs]
+        _spread(diff, weights, _adder(rows, "vat"))
+
+
+# -- the PDF -------------------------------------------------------------------------------------------
+
+
+def check_pdf(content: bytes) -> str | None:
+    """None when ``content`` is a readable PDF, else why not."""
+    if not content.startswith(b"%PDF-"):
+        return "the file Qics returns is not a PDF (no %PDF- header)"
+    try:
+        from pypdf import PdfReader
+
+        reader = PdfReader(io.BytesIO(content), strict=False)
+        if len(reader.pages) < 1:
+            return "the PDF from Qics has no pages"
+    except Exception as exc:  # noqa: BLE001 - any parse failure means: not a usable PDF
+        return f"the PDF from Qics cannot be read ({type(exc).__name__})"
+    return None
+
+
+def pdf_filename(fact: str) -> str:
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in fact)
+    return f"{safe}.pdf"

@@ -1,0 +1,516 @@
+"""The invoice export's state machine: each open ledger row, under a fenced claim, from ``selected``
+through ``booking_sent -> booked -> pdf_attached`` to ``marked`` (docs/invoice_export.md).
+
+Rules that make it exactly once:
+- a booking is looked up in King (our marker first, then FACT) before every post, and adopted only
+  when it matches (``adoption.adoptable``); a near match is a per-invoice failure;
+- every attempt that goes on the wire is stamped first (``InvoiceLedger.stamp_attempt``): the
+  outcome-unknown window starts there, and a run whose claim was taken over cannot send;
+- one run never posts an invoice twice: an unknown outcome of its own post waits for the next
+  run's look-up; another run's unknown outcome is posted again only after the King profile's
+  ``outcome_grace_seconds`` since its last attempt;
+- the claim's lease is derived from the hooks' worst case, and refused when that outgrows it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from datetime import UTC, timedelta
+from functools import cached_property
+
+from king_qics.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    KingQicsError,
+    OutcomeUnknownError,
+    ProtocolError,
+    RecordValidationError,
+    TransientError,
+)
+from king_qics.hooks.king_bookings import KingBooking, PostedBooking
+from king_qics.hooks.qics import odata_filter
+from king_qics.state import (
+    EXPORT_OPEN_STATES,
+    Claim,
+    ClaimLost,
+    ExportState,
+    InvoiceLedger,
+    StateStore,
+    utcnow,
+)
+from king_qics.sync.invoices.adoption import adoptable
+from king_qics.sync.invoices.booking import (
+    Booking,
+    InvoiceError,
+    KingRefs,
+    NothingToBook,
+    booking_from_json,
+    build_booking,
+    check_pdf,
+    invoice_fact,
+    pdf_filename,
+)
+from king_qics.sync.invoices.report import ExportReport
+from king_qics.sync.invoices.selection import InvoiceSelection, king_refs
+
+log = logging.getLogger(__name__)
+
+DATA_SOURCE = "king-qics-sync"
+MAX_CONSECUTIVE_TRANSIENT = 3  # then the API is considered down: stop, let Airflow retry the task
+# The claim lives through at most this many of the hooks' worst-case calls between two renewals
+# (a step: look-ups, a post, a read-back), plus one for the margin.
+CALLS_PER_RENEWAL = 3
+MAX_CLAIM_LEASE = timedelta(hours=2)  # the tasks' execution_timeout: no claim may outlive a task
+MESSAGE_LENGTH = 1000
+MAX_STEPS = 8  # selected -> ... -> marked takes at most 6 moves; more is a bug
+S = ExportState
+
+
+class InvoicePending(Exception):
+    """This invoice waits for something (its PDF, an unknown outcome to settle); not an error."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
+
+
+def claim_lease(king, qics) -> timedelta:
+    """How long a claim holds without being renewed: a live run renews it before every step, and a
+    step makes at most ``CALLS_PER_RENEWAL`` calls of the hooks' worst case (every attempt, every
+    timeout, every wait). Raises ConfigurationError when that outgrows ``MAX_CLAIM_LEASE``."""
+    worst = max(hook.worst_case_seconds() for hook in (king, qics) if hook is not None)
+    lease = timedelta(seconds=(CALLS_PER_RENEWAL + 1) * worst)
+    if lease > MAX_CLAIM_LEASE:
+        slowest = max((h for h in (king, qics) if h is not None), key=lambda h: h.worst_case_seconds())
+        raise ConfigurationError(
+            f"one call of connection {slowest.conn_id!r} may take up to {worst:.0f} s "
+            f"({slowest.max_attempts} attempts of up to {slowest.attempt_deadline:.0f} s), so an invoice's "
+            f"claim would have to hold {lease}, longer than {MAX_CLAIM_LEASE}: lower the connection's "
+            "timeout or max_attempts"
+        )
+    return lease
+
+
+def _number(row) -> str:
+    return str(row.invoice_number or f"id {row.invoice_id}").strip()
+
+
+class InvoiceExport:
+    """Exports one administration's processed Qics invoices to King, exactly once."""
+
+    data_source = DATA_SOURCE
+
+    def __init__(self, administration, king, qics, store: StateStore, *, run_id: str | None = None):
+        self.adm = administration
+        self.king = king
+        self.qics = qics
+        self.store = store
+        self.run_id = run_id
+        self.ledger = InvoiceLedger(store, administration.id)
+        self.selection = InvoiceSelection(administration, qics, self.ledger)
+        self.token = uuid.uuid4().hex
+        self._pdfs: dict[int, bytes | None] = {}
+
+    @cached_property
+    def lease(self) -> timedelta:
+        return claim_lease(self.king, self.qics)
+
+    @property
+    def grace(self) -> timedelta:
+        return timedelta(seconds=self.king.profile.outcome_grace_seconds)
+
+    @property
+    def marker_field(self) -> str:
+        return self.king.profile.booking_marker_field
+
+    # -- the flow -------------------------------------------------------------------------------
+
+    def select_from_qics(self, *, dry_run: bool = False, report: ExportReport | None = None) -> list[dict]:
+        report = report or ExportReport(self.adm.id, dry_run=dry_run)
+        return self.selection.select_from_qics(dry_run=dry_run, report=report)
+
+    def run(self, *, dry_run: bool = False) -> ExportReport:
+        """Select and export in one go (what the tests and the dry run use)."""
+        report = ExportReport(self.adm.id, dry_run=dry_run)
+        snapshots = self.select_from_qics(dry_run=dry_run, report=report)
+        return self.export(
+            dry_run=dry_run,
+            report=report,
+            snapshots=snapshots if dry_run else None,
+            candidate_ids={int(s["InvoiceHeaderId"]) for s in snapshots},
+        )
+
+    def export(
+        self,
+        *,
+        dry_run: bool = False,
+        report: ExportReport | None = None,
+        snapshots: list[dict] | None = None,
+        candidate_ids: set[int] | None = None,
+    ) -> ExportReport:
+        """Work every open invoice of the ledger to ``marked`` (new ones and earlier failures).
+
+        ``candidate_ids``: the invoices the select step saw as processed in Qics this run. A
+        ``selected`` row not among them is not booked (Qics no longer lists it as processed); rows
+        past ``selected`` are always worked on (they may be booked already).
+        """
+        report = report or ExportReport(self.adm.id, dry_run=dry_run)
+        if dry_run:
+            return self._dry_run(report, snapshots)
+        lease = self.lease  # refuses a configuration whose calls could outlive a claim, before anything
+        rows = []
+        for row in self.ledger.rows(EXPORT_OPEN_STATES):
+            if candidate_ids is not None and row.state == S.SELECTED and row.invoice_id not in candidate_ids:
+                report.wait(
+                    _number(row),
+                    "not (or no longer) a processed invoice in Qics since the cutoff; not booked",
+                )
+                continue
+            rows.append(row)
+        report.selected += len(rows)
+        if not rows:
+            log.info("%s invoice export: nothing to export", self.adm.id)
+            return report
+        snapshots = [json.loads(r.invoice_json) for r in rows if r.state == S.SELECTED and r.invoice_json]
+        refs = king_refs(self.king, snapshots)
+        transient_in_a_row = 0
+        for row in rows:
+            number = _number(row)
+            claim = self.ledger.claim(row.invoice_id, self.token, lease)
+            if claim is None:
+                report.wait(number, "claimed by another run at the moment")
+                continue
+            try:
+                self._export_one(claim, refs, report)
+                transient_in_a_row = 0
+            except ClaimLost:
+                report.wait(
+                    number, "taken over by another run (this run's claim ran out); that run finishes it"
+                )
+            except InvoicePending as exc:
+                self.ledger.set(claim, note=exc.reason, last_error=None)
+                report.wait(number, exc.reason)
+                transient_in_a_row = 0
+            except InvoiceError as exc:
+                self._failed(claim, number, exc.reason, report)
+                transient_in_a_row = 0
+            except AuthenticationError:
+                raise
+            except TransientError as exc:
+                self._failed(claim, number, f"temporary: {exc}", report, tell_qics=False)
+                transient_in_a_row += 1
+                if transient_in_a_row >= MAX_CONSECUTIVE_TRANSIENT:
+                    raise TransientError(
+                        f"{transient_in_a_row} invoices in a row failed on API faults; stopping "
+                        f"(the ledger keeps every step; a retry resumes). Last: {exc}"
+                    ) from exc
+            except KingQicsError as exc:  # protocol errors, refusals the steps did not expect
+                self._failed(claim, number, str(exc), report)
+            finally:
+                self.ledger.release(claim)
+        self._log(report)
+        return report
+
+    # -- one invoice ----------------------------------------------------------------------------
+
+    def _export_one(self, claim: Claim, refs: KingRefs, report: ExportReport) -> None:
+        posted = False  # this run sent its booking: it never sends it again
+        for _ in range(MAX_STEPS):
+            row = self.ledger.get(claim.invoice_id)
+            state = S(row.state)
+            if state is S.SELECTED:
+                posted = self._from_selected(claim, row, refs, report) or posted
+            elif state is S.BOOKING_SENT:
+                posted = self._resolve_sent(claim, row, refs, report, posted) or posted
+            elif state is S.BOOKED:
+                self._attach(claim, row)
+            elif state is S.PDF_ATTACHED:
+                self._mark(claim, row, report)
+            else:  # marked / skipped: done
+                return
+        raise ProtocolError(f"invoice {_number(row)}: the export did not settle in {MAX_STEPS} steps")
+
+    def _from_selected(self, claim: Claim, row, refs: KingRefs, report: ExportReport) -> bool:
+        invoice = json.loads(row.invoice_json) if row.invoice_json else {}
+        try:
+            booking = self._build(invoice, refs)
+        except NothingToBook as exc:
+            self._move(claim, S.SELECTED, S.SKIPPED, note=exc.reason, last_error=None)
+            report.skipped += 1
+            return False
+        pdf = self._pdf(row.invoice_id)
+        if pdf is None and self.adm.missing_pdf == "wait":
+            raise InvoicePending("waiting for the invoice PDF in Qics (missing_pdf: wait)")
+        # Before the first post too: a booking King holds without the ledger knowing (booked by
+        # hand, a lost or reset state store) is adopted when it matches, never duplicated.
+        found = self._look_up(booking)
+        if found is not None:
+            self._adopt(claim, S.SELECTED, found, report)
+            return False
+        if refs.closed(booking.year, booking.period):
+            raise InvoiceError(
+                f"period {booking.year}/{booking.period} is closed in King; book it by hand (the booking is "
+                "adopted when it matches this invoice) or reopen the period"
+            )
+        self._post(claim, S.SELECTED, booking, pdf, report)
+        return True
+
+    def _build(self, invoice: dict, refs: KingRefs) -> Booking:
+        return build_booking(
+            invoice,
+            journal=self.adm.sales_journal,
+            refs=refs,
+            company_id=self.adm.company_id,
+            marker_field=self.marker_field,
+        )
+
+    def _look_up(self, booking: Booking) -> KingBooking | None:
+        """The booking of this invoice in King (adoptable), None, or InvoiceError (near match)."""
+        years = (booking.year, booking.year + 1)  # a hand booking may sit in the next fiscal year
+        journal = self.adm.sales_journal
+        by_marker = self.king.find_bookings(journal, years, marker=booking.marker)
+        by_fact = [] if by_marker else self.king.find_bookings(journal, years, fact=booking.fact)
+        return adoptable(booking, self.adm.company_id, by_marker, by_fact)
+
+    def _post(self, claim: Claim, from_state: ExportState, booking: Booking, pdf, report) -> None:
+        """-> booking_sent -> (the post) -> booked / pdf_attached; an unknown outcome stays sent."""
+        row = self.ledger.get(claim.invoice_id)
+        fresh = {"sent_at": None} if from_state is S.SELECTED else {}  # NULL: never on the wire yet
+        self._move(
+            claim,
+            from_state,
+            S.BOOKING_SENT,
+            booking_json=booking.to_json(),
+            with_pdf=pdf is not None,
+            post_attempts=(row.post_attempts or 0) + 1,
+            **fresh,
+        )
+        attachment = (pdf_filename(booking.fact), pdf, f"Factuur {booking.fact}") if pdf is not None else None
+        try:
+            posted = self.king.post_journal_entry(
+                booking.rows, pdf=attachment, before_attempt=lambda: self.ledger.stamp_attempt(claim)
+            )
+        except RecordValidationError as exc:
+            # King said no: nothing was booked. Back to selected, with King's reason.
+            self._move(claim, S.BOOKING_SENT, S.SELECTED)
+            raise InvoiceError(f"King refused the booking: {exc.message}") from None
+        except OutcomeUnknownError as exc:
+            log.warning("invoice %s: %s; it is looked up before anything is sent again", booking.fact, exc)
+            self.ledger.set(claim, note=f"outcome unknown: {exc}")
+            return
+        self._booked(claim, posted, booking, with_pdf=pdf is not None)
+        report.booked += 1
+
+    def _booked(self, claim: Claim, posted: PostedBooking, booking: Booking, *, with_pdf: bool) -> None:
+        king_fact = posted.fact or booking.fact
+        self._move(
+            claim,
+            S.BOOKING_SENT,
+            S.PDF_ATTACHED if with_pdf else S.BOOKED,
+            booking_key=posted.key,
+            king_fact=king_fact,
+            booked_at=utcnow(),
+            found_by_lookup=False,
+            note=None,
+        )
+        renumbered = f" (King numbered it {king_fact})" if king_fact != booking.fact else ""
+        log.info("invoice %s booked in King as %s%s", booking.fact, posted.key, renumbered)
+
+    def _adopt(self, claim: Claim, from_state: ExportState, found: KingBooking, report, ours=False) -> None:
+        self._move(
+            claim,
+            from_state,
+            S.BOOKED,
+            booking_key=found.key,
+            king_fact=found.fact,
+            booked_at=utcnow(),
+            found_by_lookup=True,
+            note=None,
+            last_error=None,
+        )
+        if ours:  # this run's own post landed; only its answer was lost
+            report.booked += 1
+        else:
+            report.already_booked += 1
+        log.info("invoice %s is in King as %s (FACT %s, found by look-up)", found.fact, found.key, found.fact)
+
+    def _resolve_sent(self, claim: Claim, row, refs: KingRefs, report, posted_this_run: bool) -> bool:
+        """A booking was (maybe) sent and its outcome is unknown: look it up before anything else."""
+        booking = booking_from_json(row.booking_json, row.invoice_id, self.marker_field)
+        found = self._look_up(booking)
+        if found is not None:
+            self._adopt(claim, S.BOOKING_SENT, found, report, ours=posted_this_run)
+            return False
+        sent_at = (
+            row.sent_at.replace(tzinfo=UTC) if row.sent_at and row.sent_at.tzinfo is None else row.sent_at
+        )
+        if posted_this_run:
+            raise InvoicePending(
+                "outcome unknown: the booking this run sent is not (yet) in King; the next run looks it up "
+                "before anything is sent again"
+            )
+        if sent_at is not None and utcnow() - sent_at < self.grace:
+            raise InvoicePending(
+                f"outcome unknown: the booking sent at {sent_at:%H:%M:%S} UTC is not (yet) in King; "
+                f"looked up again until {int(self.grace.total_seconds())} s have passed, then sent again"
+            )
+        if refs.closed(booking.year, booking.period):
+            raise InvoiceError(
+                f"period {booking.year}/{booking.period} was closed in King before it was booked"
+            )
+        pdf = self._pdf(row.invoice_id) if row.with_pdf else None
+        if row.with_pdf and pdf is None and self.adm.missing_pdf == "wait":
+            raise InvoicePending("waiting for the invoice PDF in Qics (missing_pdf: wait)")
+        log.info("invoice %s: the earlier booking is not in King; sending it again", booking.fact)
+        self._post(claim, S.BOOKING_SENT, booking, pdf, report)
+        return True
+
+    def _attach(self, claim: Claim, row) -> None:
+        """booked -> pdf_attached: the PDF is linked unless King already has it (checked first)."""
+        fact = _fact_or_id(row)
+        filename = pdf_filename(fact)
+        files = self.king.booking_files(row.booking_key)
+        if any(f.get("FILENAME") == filename for f in files) or (files and row.found_by_lookup):
+            self._move(claim, S.BOOKED, S.PDF_ATTACHED, with_pdf=True)
+            return
+        pdf = self._pdf(row.invoice_id)
+        if pdf is None:
+            if self.adm.missing_pdf == "wait":
+                raise InvoicePending("booked; waiting for the invoice PDF in Qics (missing_pdf: wait)")
+            self._move(claim, S.BOOKED, S.PDF_ATTACHED, with_pdf=False)
+            return
+        try:
+            self.king.attach_pdf(
+                row.booking_key, filename, pdf, f"Factuur {fact}", before_attempt=lambda: self._renew(claim)
+            )
+        except OutcomeUnknownError as exc:
+            raise InvoicePending(
+                f"attaching the PDF: {exc}; King's files are checked again next run"
+            ) from None
+        except RecordValidationError as exc:
+            raise InvoiceError(f"King refused the PDF: {exc.message}") from None
+        self._move(claim, S.BOOKED, S.PDF_ATTACHED, with_pdf=True)
+
+    def _mark(self, claim: Claim, row, report: ExportReport) -> None:
+        """pdf_attached -> marked: an EntityState (IsError false, DataSourceKey = booking key) in Qics."""
+        natural_key = {
+            "CompanyId": self.adm.company_id,
+            "EntityType": "Invoice",
+            "EntityId": int(row.invoice_id),
+            "DataSource": self.data_source,
+            "DataSourceKey": row.booking_key,
+            "IsError": False,
+        }
+        existing = next(
+            iter(self.qics.iter_records("EntityState", filter=odata_filter(natural_key), top=1)), None
+        )
+        if existing is None:
+            message = f"Geboekt in King als {row.booking_key}"
+            if row.king_fact and row.king_fact != _fact_or_id(row):
+                message += f", factuurnummer in King {row.king_fact}"
+            if not row.with_pdf:
+                message += " (zonder pdf)"
+            self._renew(claim)
+            self.qics.create(
+                "EntityState",
+                {**natural_key, "DataSourceDate": _qics_now(), "Message": message},
+                natural_key=natural_key,
+            )
+        self._move(claim, S.PDF_ATTACHED, S.MARKED, marked_at=utcnow(), last_error=None, note=None)
+        report.marked += 1
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _move(self, claim: Claim, expected: ExportState, to: ExportState, **values) -> None:
+        if not self.ledger.move(claim, expected, to, **values):
+            raise ClaimLost(f"invoice {claim.invoice_id}: {expected} -> {to} refused: no longer ours")
+
+    def _renew(self, claim: Claim) -> None:
+        if not self.ledger.renew(claim):
+            raise ClaimLost(f"invoice {claim.invoice_id}: claim (epoch {claim.epoch}) taken over")
+
+    def _pdf(self, invoice_id: int) -> bytes | None:
+        if invoice_id in self._pdfs:
+            return self._pdfs[invoice_id]
+        try:
+            content = self.qics.invoice_pdf(invoice_id)
+        except ProtocolError as exc:
+            raise InvoiceError(f"the invoice PDF is unusable: {exc}") from None
+        if content is not None:
+            problem = check_pdf(content)
+            if problem:
+                raise InvoiceError(problem)
+        self._pdfs[invoice_id] = content
+        return content
+
+    def _failed(self, claim: Claim, number: str, reason: str, report, *, tell_qics: bool = True) -> None:
+        reason = reason[:MESSAGE_LENGTH]
+        row = self.ledger.get(claim.invoice_id)
+        self.ledger.failed(claim, reason, note=None)
+        report.fail(number, reason)
+        if not tell_qics or (row is not None and row.reported_error == reason):
+            return
+        try:
+            self.qics.post_entity_state(
+                entity_id=claim.invoice_id,
+                data_source=self.data_source,
+                is_error=True,
+                message=reason,
+                company_id=self.adm.company_id,
+            )
+            self.ledger.set(claim, reported_error=reason)
+        except KingQicsError as exc:
+            log.warning("invoice %s: the error could not be written to Qics (%s)", number, exc)
+
+    def _dry_run(self, report: ExportReport, snapshots: list[dict] | None) -> ExportReport:
+        if snapshots is None:
+            snapshots = self.select_from_qics(dry_run=True, report=report)
+        open_rows = {row.invoice_id: row for row in self.ledger.rows((S.SELECTED.value,))}
+        for snapshot in snapshots:
+            open_rows.pop(int(snapshot["InvoiceHeaderId"]), None)
+        snapshots = snapshots + [json.loads(r.invoice_json) for r in open_rows.values() if r.invoice_json]
+        report.selected += len(snapshots)
+        refs = king_refs(self.king, snapshots) if snapshots else None
+        for snapshot in snapshots:
+            number = str(snapshot.get("InvoiceNumber") or snapshot["InvoiceHeaderId"]).strip()
+            try:
+                booking = self._build(snapshot, refs)
+            except InvoiceError as exc:
+                report.fail(number, exc.reason)
+                continue
+            log.info("dry run: would book %s: %s", number, booking.to_json())
+            report.would_book.append({"invoice": number, "rows": json.loads(booking.to_json())})
+        self._log(report)
+        return report
+
+    def _log(self, report: ExportReport) -> None:
+        log.info(
+            "%s invoice export: selected %d, booked %d, already booked %d, marked %d, skipped %d, "
+            "pending %d, failed %d%s",
+            self.adm.id,
+            report.selected,
+            report.booked,
+            report.already_booked,
+            report.marked,
+            report.skipped,
+            report.pending,
+            report.failed,
+            " (dry run: nothing posted, ledger unchanged)" if report.dry_run else "",
+        )
+        for number, reason in sorted(report.waiting.items()):
+            log.info("  pending %s: %s", number, reason)
+        for number, reason in sorted(report.failures.items()):
+            log.warning("  failed %s: %s", number, reason)
+
+
+def _fact_or_id(row) -> str:
+    try:
+        return invoice_fact(row.invoice_number)
+    except InvoiceError:
+        return f"invoice-{row.invoice_id}"
+
+
+def _qics_now() -> str:
+    return utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")

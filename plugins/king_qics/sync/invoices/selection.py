@@ -1,0 +1,163 @@
+"""What the invoice export reads: the processed Qics invoices since the go-live cutoff (with their
+lines and codes, as the snapshot the ledger keeps), and the King reference data a booking is
+checked against."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from king_qics.hooks.qics import odata_filter
+from king_qics.state import EXPORT_DONE_STATES, ExportState, InvoiceLedger
+from king_qics.sync.invoices.booking import InvoiceError, KingRefs, invoice_day, json_default
+from king_qics.sync.invoices.report import ExportReport
+
+log = logging.getLogger(__name__)
+
+MAX_KEYED_DEBTOR_LOOKUPS = 50  # more debtors than this: read DEB.NR in full instead
+# Past selected the snapshot is what was sent to King: it is never refreshed.
+_SENT_OR_LATER = (ExportState.BOOKING_SENT.value, ExportState.BOOKED.value, ExportState.PDF_ATTACHED.value)
+
+
+def snapshot_json(snapshot: dict) -> str:
+    return json.dumps(snapshot, default=json_default, sort_keys=True)
+
+
+class InvoiceSelection:
+    """Reads Qics (and King's reference data) for one administration's export."""
+
+    def __init__(self, administration, qics, ledger: InvoiceLedger):
+        self.adm, self.qics, self.ledger = administration, qics, ledger
+
+    def select_from_qics(self, *, dry_run: bool, report: ExportReport) -> list[dict]:
+        """Read the processed invoices since the cutoff; record new candidates (and written-off ones
+        as skipped) in the ledger. Returns the candidate snapshots (with lines and codes)."""
+        cutoff = self.adm.book_invoices_from
+        filter_ = odata_filter({"CompanyId": self.adm.company_id, "InvoiceHeaderState": "Processed"})
+        # A day early: an invoice date may be a UTC date-time of the cutoff's Amsterdam day.
+        filter_ += f" and InvoiceDate ge {(cutoff - timedelta(days=1)).isoformat()}"
+        headers = list(self.qics.iter_records("Invoice", filter=filter_, orderby="InvoiceHeaderId"))
+        states = self.ledger.states()
+        candidates = []
+        for header in headers:
+            invoice_id = int(header["InvoiceHeaderId"])
+            state = states.get(invoice_id)
+            if state in EXPORT_DONE_STATES or state in _SENT_OR_LATER:
+                continue  # done, or past the point where the snapshot may change
+            try:
+                day = invoice_day(header.get("InvoiceDate"))
+            except InvoiceError:
+                day = None  # reported by the export (build_booking)
+            if day is not None and day < cutoff:  # the invoice's own day in Amsterdam decides
+                continue
+            if header.get("IsWrittenOff"):
+                report.skipped += 1
+                if not dry_run:
+                    self.ledger.record_skipped(
+                        invoice_id, header.get("InvoiceNumber"), day, "fully written off"
+                    )
+                continue
+            candidates.append((header, day))
+        snapshots = self._snapshots([header for header, _ in candidates])
+        if not dry_run:
+            for snapshot, (_, day) in zip(snapshots, candidates, strict=True):
+                self.ledger.record_candidate(
+                    snapshot["InvoiceHeaderId"], snapshot.get("InvoiceNumber"), day, snapshot_json(snapshot)
+                )
+        log.info(
+            "%s invoice export: %d processed invoices since %s, %d candidates, %d skipped%s",
+            self.adm.id,
+            len(headers),
+            cutoff,
+            len(snapshots),
+            report.skipped,
+            " (dry run: ledger unchanged)" if dry_run else "",
+        )
+        return snapshots
+
+    def _snapshots(self, headers: list[dict]) -> list[dict]:
+        """Headers plus their lines, the customer code and per line the VAT and cost-center codes."""
+        if not headers:
+            return []
+        by_id = {int(h["InvoiceHeaderId"]): {**h, "lines": []} for h in headers}
+        ids = list(by_id)
+        for start in range(0, len(ids), self.qics.lines_per_request):
+            chunk = ids[start : start + self.qics.lines_per_request]
+            line_filter = " or ".join(f"InvoiceHeaderId eq {i}" for i in chunk)
+            for line in self.qics.iter_records("InvoiceLine", filter=line_filter, orderby="InvoiceLineId"):
+                if int(line["InvoiceHeaderId"]) in by_id:
+                    by_id[int(line["InvoiceHeaderId"])]["lines"].append(line)
+        customers = {
+            int(c["CustomerCompanyId"]): c
+            for c in self.qics.iter_records(
+                "CustomerCompany",
+                filter=odata_filter({"CompanyId": self.adm.company_id}),
+                select=["CustomerCompanyId", "CustomerCode", "Name"],
+            )
+        }
+        vat_codes = {int(v["VatCodeId"]): v for v in self.qics.iter_records("VatCode")}
+        cost_centers: dict[int, dict] = {}
+        if any(line.get("CostCenterId") for inv in by_id.values() for line in inv["lines"]):
+            cost_centers = {int(c["CostCenterId"]): c for c in self.qics.iter_records("CostCenter")}
+        for invoice in by_id.values():
+            customer_id = invoice.get("InvoiceCustomerCompanyId") or invoice.get("CustomerCompanyId")
+            customer = customers.get(int(customer_id)) if customer_id is not None else None
+            invoice["customer_code"] = customer.get("CustomerCode") if customer else None
+            invoice["customer_name"] = customer.get("Name") if customer else None
+            for line in invoice["lines"]:
+                vat = vat_codes.get(int(line["VatCodeId"])) if line.get("VatCodeId") is not None else None
+                line["vat_code"] = vat.get("Code") if vat else None
+                center = cost_centers.get(int(line["CostCenterId"])) if line.get("CostCenterId") else None
+                line["cost_center_code"] = center.get("Code") if center else None
+        return list(by_id.values())
+
+
+def king_refs(king, snapshots: Iterable[dict]) -> KingRefs:
+    """BASFIN/PERIODEINFO, the VAT codes, GL accounts and cost centers, and which of the debtors the
+    ``snapshots`` need exist in King."""
+    info = king.get_adm_info()
+    periods = info.get("BASFIN", {}).get("AANTPER") or 12
+    vat = king.read_table("BTW", ["NR", "PERC"])
+    grb = king.read_table("GRB", ["NR"])
+    kpl = king.read_table("KPL", ["NR"])
+    refs = KingRefs(
+        periods=int(periods),
+        period_info=info.get("PERIODEINFO", {}),
+        vat_codes={int(r.NR): _percentage(r.PERC) for r in vat.itertuples()},
+        gl_accounts={int(n) for n in grb["NR"].dropna()},
+        cost_centers={int(n) for n in kpl["NR"].dropna()},
+    )
+    codes = set()
+    for snapshot in snapshots:
+        code = str(snapshot.get("customer_code") or "").strip()
+        if code.isdigit():
+            codes.add(int(code))
+    refs.debtors = _existing_debtors(king, codes)
+    return refs
+
+
+def _existing_debtors(king, codes: set[int]) -> set[int]:
+    if not codes:
+        return set()
+    if len(codes) > MAX_KEYED_DEBTOR_LOOKUPS:
+        frame = king.read_table("DEB", ["NR"])
+        return {int(n) for n in frame["NR"].dropna()} & codes
+    found = set()
+    for code in sorted(codes):
+        frame = king.read_table("DEB", ["NR"], where=[("NR", "=", code)])
+        if len(frame):
+            found.add(code)
+    return found
+
+
+def _percentage(value: Any) -> Decimal:
+    try:
+        return (
+            Decimal(str(value)) if value is not None and str(value) not in ("", "<NA>", "nan") else Decimal(0)
+        )
+    except InvalidOperation:
+        return Decimal(0)

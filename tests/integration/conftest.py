@@ -1,0 +1,20 @@
+"""Fixtures of the over-HTTP invoice tests (see invoice_env.py for the helpers)."""
+
+from __future__ import annotations
+
+import pytest
+
+from king_qics.hooks.oauth import clear_process_cache
+from king_qics.state import StateStore
+from tests.integration.invoice_env import use_sandbox_connections
+
+
+@pytest.fixture
+def env(sandbox, monkeypatch, tmp_path):
+    """Demo data loaded; connections king_noord/qics_sandbox at the sandboxes; a fresh state store."""
+    use_sandbox_connections(sandbox, monkeypatch)
+    clear_process_cache()
+    store = StateStore(f"sqlite:///{tmp_path}/state.db")
+    store.create_schema()
+    sandbox.store = store
+    return sandbox
