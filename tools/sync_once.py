@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins"), str(ROOT / "tools")]
 
-from demo import airflow_env, prepare_airflow_home  # noqa: E402
+from demo_home import airflow_env, prepare_airflow_home  # noqa: E402
 
 from sandbox.server import free_port, start_process, stop_process  # noqa: E402
 
