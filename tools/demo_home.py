@@ -62,8 +62,12 @@ def write_airflow_cfg(path: Path, settings: dict[str, dict[str, str]]) -> None:
     section = None
 
     def close(name):
-        for key, value in todo.pop(name, {}).items():
-            out.append(f"{key} = {value}")
+        """Add the section's missing keys after its last setting (before its trailing blank lines)."""
+        missing = [f"{key} = {value}" for key, value in todo.pop(name, {}).items()]
+        at = len(out)
+        while at > 0 and not out[at - 1].strip():
+            at -= 1
+        out[at:at] = missing
 
     for line in lines:
         header = re.match(r"^\[([^\]]+)\]\s*$", line)

@@ -75,3 +75,13 @@ def test_not_also_an_entry_point():
     """The editable install leaves the package's metadata in plugins/ too (on sys.path), so Airflow
     would load an ``airflow.plugins`` entry point a second time: the plugins folder registers it."""
     assert not [ep for ep in entry_points(group="airflow.plugins") if ep.value.startswith("king_qics")]
+
+
+def test_every_ledger_state_has_its_bookkeeper_words():
+    """One place says what each state of the invoice export ledger means (the page, the logs)."""
+    from king_qics.ledger_words import LEDGER_STATE_WORDS, ledger_state_words
+    from king_qics.state import EXPORT_DONE_STATES, EXPORT_OPEN_STATES
+
+    assert list(LEDGER_STATE_WORDS) == [*EXPORT_OPEN_STATES, *EXPORT_DONE_STATES]
+    assert ledger_state_words("booking_sent") == "booking sent, confirming"
+    assert len(set(LEDGER_STATE_WORDS.values())) == len(LEDGER_STATE_WORDS)
