@@ -222,11 +222,11 @@ def _ledger_states(conn, administration: str) -> list[dict[str, Any]]:
             .group_by(t.state)
         )
     }
-    return [
-        {"state": state, "words": words, "invoices": counts.get(state, (0, 0))[0],
-         "failing": counts.get(state, (0, 0))[1]}
-        for state, words in LEDGER_STATE_WORDS.items()
-    ]  # fmt: skip
+    rows = []
+    for state, words in LEDGER_STATE_WORDS.items():
+        invoices, failing = counts.get(state, (0, 0))
+        rows.append({"state": state, "words": words, "invoices": invoices, "failing": failing})
+    return rows
 
 
 def _task_order(task: str) -> int:
