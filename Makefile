@@ -22,8 +22,8 @@ lint: setup  ## ruff check + ruff format --check
 test: setup lint  ## the whole test suite (what CI runs)
 	$(PY) -m pytest -q -p no:cacheprovider
 
-demo: setup  ## sandboxes + Airflow standalone with the package's DAGs, UI on localhost:8080
-	$(PY) tools/demo.py
+demo: setup  ## sandboxes + Airflow standalone with the package's DAGs, UI on localhost:8080 (fresh each start)
+	$(PY) tools/demo.py $(DEMO_ARGS)
 
 sync-once: setup  ## every DAG of every demo administration twice against fresh sandboxes; prints counts
 	$(PY) tools/sync_once.py
@@ -37,5 +37,5 @@ bench: setup  ## benchmarks at full size (calls, time, memory, DAG parse); write
 bench-quick: setup  ## benchmarks at small sizes, counts asserted (also part of `make test`)
 	$(PY) -m bench --quick
 
-clean:  ## remove the demo Airflow home
+clean:  ## remove the demo Airflow home (runs, sync state, logs and the login)
 	rm -rf airflow_home

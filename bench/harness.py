@@ -104,7 +104,7 @@ class Sandboxes:
     def connect(self) -> None:
         """The demo's Airflow connections, pointing at these sandboxes, as AIRFLOW_CONN_* variables."""
         sys.path.insert(0, str(ROOT / "tools"))
-        from demo import sandbox_connections
+        from demo_home import sandbox_connections
 
         for conn_id, conn in sandbox_connections(self.king_url, self.qics_url).items():
             os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(conn)

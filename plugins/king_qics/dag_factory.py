@@ -35,6 +35,11 @@ RETRY_POLICY = ExceptionRetryPolicy(
             reason="credentials or configuration refused, or records rejected: retrying cannot help",
         ),
         RetryRule(exception="king_qics.errors.RecordValidationError", action=RetryAction.FAIL),
+        RetryRule(
+            exception="king_qics.errors.RecordsNotSynced",
+            action=RetryAction.FAIL,
+            reason="records rejected (the table above): the next run or clearing the task retries them",
+        ),
         RetryRule(exception="king_qics.errors.TransientError", action=RetryAction.RETRY),
     ]
 )

@@ -50,3 +50,19 @@ class ConfigurationError(KingQicsError):
 
 class ProtocolError(KingQicsError):
     """The service answered with something that is not the documented format."""
+
+
+class RecordsNotSynced(SystemExit):
+    """Some records (or invoices) of a task were rejected: a data error, already logged as a table
+    of key + reason. Raised to end the task failed without an Airflow traceback: Airflow's task
+    runner reports a SystemExit as one line ("Task exited"), where any other exception gets a
+    traceback that says nothing about the data. The DAGs' retry policy fails it at once: retrying
+    the same data gives the same answer (the next run, or clearing the task, retries the records).
+    A SystemExit, so code that calls a task function outside Airflow must expect one."""
+
+    def __init__(self, summary: str):
+        self.summary = summary
+        super().__init__(1)
+
+    def __str__(self) -> str:
+        return self.summary

@@ -368,15 +368,22 @@ def _walk(mapping: EntityMapping, pick) -> list:
 
 
 def _lookup(lookup: LookupSpec, ctx: tf.Context) -> tf.Result:
-    """The Qics ids of the King codes in ``lookup.from_``, and a note for each unresolved code."""
+    """The Qics ids of the King codes in ``lookup.from_``, and a note for each unresolved code:
+    why it has none when the lookup can tell (king_qics.lookups.SyncedIds: does not exist in King,
+    or exists but its own sync failed), else that it is not synced (yet)."""
     codes = tf.key_text(ctx.frame[lookup.from_])
-    ids = codes.map(ctx.lookups[lookup.entity]).astype("Int64")
+    table = ctx.lookups[lookup.entity]
+    ids = codes.map(table).astype("Int64")
     unresolved = codes.notna() & ids.isna()
-    notes = tf._errors_where(
-        unresolved,
-        f"King {lookup.from_} " + codes.astype(str) + f" is not synced to Qics ({lookup.entity}) (yet)",
-    )
-    return tf.finalize(ids), notes
+    explain = getattr(table, "why_missing", None)
+    if explain is None or not unresolved.any():
+        messages = (
+            f"King {lookup.from_} " + codes.astype(str) + f" is not synced to Qics ({lookup.entity}) (yet)"
+        )
+    else:
+        reasons = {code: explain(lookup.from_, code) for code in set(codes[unresolved])}
+        messages = codes.map(reasons)
+    return tf.finalize(ids), tf._errors_where(unresolved, messages)
 
 
 def _evaluate(spec: ValueSpec, ctx: tf.Context) -> tf.Result:

@@ -1,10 +1,18 @@
 """What the DAGs' tasks run (on the worker): open the hooks and the state store, run a sync flow,
-log and return its counts, fail with a table of records and reasons when any record failed."""
+log and return its counts, fail with a table of records and reasons when any record failed.
+
+A data error (records or invoices rejected) ends the task with that table as the last thing in
+the log, without an Airflow traceback: the table is logged, then ``RecordsNotSynced`` ends the
+task (see king_qics.errors). Faults of the APIs raise as they are (retried, with a traceback).
+"""
 
 from __future__ import annotations
 
 import gc
 import logging
+
+from king_qics.errors import RecordsNotSynced
+from king_qics.log_tables import paragraph, reason_table
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +58,6 @@ def cleared_or_retried(context: dict) -> bool:
 def sync_master_data(
     config_path: str, administration_id: str, entity: str, context: dict, pending_only: bool = False
 ) -> dict:
-    from airflow.sdk.exceptions import AirflowFailException
-
     from king_qics.hooks.king_finance import KingFinanceHook
     from king_qics.hooks.qics import QicsMilestonesHook
     from king_qics.sync.master_data import MasterDataSync
@@ -59,6 +65,7 @@ def sync_master_data(
     adm, config = administration(config_path, administration_id)
     params = context.get("params") or {}
     store = state_store(config)
+    ti = context.get("ti")
     freeze_loaded_heap()
     with KingFinanceHook(adm.king_conn_id) as king:
         qics = QicsMilestonesHook(adm.qics_conn_id, state_store=store)
@@ -69,17 +76,50 @@ def sync_master_data(
                 dry_run=bool(params.get("dry_run")),
                 pending_only=pending_only,
                 retry_rejected=cleared_or_retried(context),
+                report_as=ti.task_id if ti is not None else None,  # customer_managers: its own report
             )
         finally:
             qics.close()
     publish_counts(context, report.counts())
+    text, summary = master_data_text(adm.id, report)
     if report.failed:
-        raise AirflowFailException(
-            f"{report.failed} {entity} record(s) of administration {adm.id} were not synced "
-            f"(the others were). They are retried by the next run; clearing this task retries them now.\n"
-            f"{report.failure_table()}"
-        )
+        log.error("%s", text)
+        raise RecordsNotSynced(summary)
+    if text:
+        log.warning("%s", text)
     return report.counts()
+
+
+def _records(count: int, entity: str, what: str = "record") -> str:
+    return f"{count} {entity} {what}{'' if count == 1 else 's'}"
+
+
+def master_data_text(administration_id: str, report) -> tuple[str, str]:
+    """The log text of a master-data run's failed and pending records (empty without either), and
+    its one-line summary."""
+    parts, summary = [], ""
+    if report.failed:
+        summary = f"{_records(report.failed, report.entity)} of {administration_id} not synced"
+        done = f"new {report.new}, changed {report.changed}, unchanged {report.unchanged}"
+        parts.append(
+            paragraph(
+                f"{summary}; the others were ({done}). Every run retries "
+                f"{'it' if report.failed == 1 else 'them'}; clearing this task retries "
+                f"{'it' if report.failed == 1 else 'them'} now. Fix the data (in King, or what the "
+                "reason names), and the next run picks it up."
+            )
+        )
+        parts.append(reason_table(report.failures))
+    waiting = {key: what for key, what in report.waiting.items() if key not in report.failures}
+    if waiting:
+        parts.append(
+            paragraph(
+                f"{_records(len(waiting), report.entity)} pending: synced, a link still waits; "
+                "completed by a later run as soon as it resolves."
+            )
+        )
+        parts.append(reason_table(waiting, reason="waits for"))
+    return "\n".join(parts), summary
 
 
 def reconcile(config_path: str, administration_id: str, entities: list[str], context: dict) -> dict:
@@ -121,6 +161,13 @@ def reconcile(config_path: str, administration_id: str, entities: list[str], con
     return results
 
 
+def invoices_failed(administration_id: str, failures: dict[str, str], intro: str) -> RecordsNotSynced:
+    """Log the table of invoices that failed; the exception that ends the task after it."""
+    summary = f"{_records(len(failures), 'invoice', 'export')} of {administration_id} failed"
+    log.error("%s\n%s", paragraph(f"{summary}. {intro}"), reason_table(failures, key="invoice"))
+    return RecordsNotSynced(summary)
+
+
 def export_invoices(config_path: str, administration_id: str, step: str, context: dict) -> dict:
     """One step of the invoice export DAG: ``select``, ``export`` or ``report``."""
     from airflow.sdk.exceptions import AirflowFailException
@@ -155,10 +202,7 @@ def export_invoices(config_path: str, administration_id: str, step: str, context
             )
         log.info("%s invoice export run: %s", adm.id, {k: v for k, v in counts.items() if k != "failures"})
         if counts.get("failed"):
-            raise AirflowFailException(
-                f"{counts['failed']} invoice(s) of administration {adm.id} were not exported:\n"
-                f"{failure_table(counts['failures'])}"
-            )
+            raise invoices_failed(adm.id, counts["failures"], "They were not exported (the others were).")
         return {"run": counts, "ledger": summary}
 
     qics = QicsMilestonesHook(adm.qics_conn_id, state_store=store)
@@ -185,9 +229,10 @@ def export_invoices(config_path: str, administration_id: str, step: str, context
     counts = report.counts()
     publish_counts(context, counts)
     if report.failed:
-        raise AirflowFailException(
-            f"{report.failed} invoice(s) of administration {adm.id} were not exported (the others were). "
-            f"Every following run retries them; clearing this task retries them now.\n"
-            f"{report.failure_table()}"
+        raise invoices_failed(
+            adm.id,
+            report.failures,
+            "They were not exported (the others were). Every following run retries them; clearing "
+            "this task retries them now.",
         )
     return counts

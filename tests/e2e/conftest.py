@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
 
-from demo import demo_pools, sandbox_connections  # noqa: E402
+from demo_home import demo_pools, sandbox_connections  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,7 @@ from sandbox.server import free_port, start_process, stop_process
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
 
-from demo import demo_pools, sandbox_connections  # noqa: E402
+from demo_home import demo_pools, sandbox_connections  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 

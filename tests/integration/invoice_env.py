@@ -17,7 +17,7 @@ from king_qics.sync.invoices import InvoiceExport
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
-from demo import sandbox_connections  # noqa: E402
+from demo_home import sandbox_connections  # noqa: E402
 
 FAST = {"timeout": 3, "backoff_initial": 0.02, "backoff_max": 0.2, "max_attempts": 6}
 NOORD = load_administrations(ROOT / "include" / "administrations.yaml").get("noord")

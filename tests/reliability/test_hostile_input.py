@@ -204,7 +204,7 @@ def hostile_fixture(tmp_path: Path) -> dict:
 @pytest.fixture(scope="module")
 def synced(sandboxes, dagbag, airflow_db, tmp_path_factory):
     """Load the hostile data, run the three DAGs of noord once, return what they left behind."""
-    from demo import sandbox_connections  # tools/ is on sys.path (tests/e2e/conftest.py)
+    from demo_home import sandbox_connections  # tools/ is on sys.path (tests/e2e/conftest.py)
 
     from king_qics.hooks.oauth import clear_process_cache
     from king_qics.state import InvoiceLedger, StateStore, SyncedRecords, metadata

@@ -452,6 +452,42 @@ def test_optional_lookup_leaves_the_link_empty_and_the_record_pending():
     }
 
 
+def test_a_missing_code_says_whether_it_exists_in_king_from_the_state_store():
+    """With the state store's lookup (king_qics.lookups.SyncedIds): a code that King does not have,
+    one whose own record failed to sync, and one whose entity was never synced read differently."""
+    from datetime import UTC, datetime
+
+    from king_qics.lookups import SyncedIds
+
+    read = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    lookups = {
+        **LOOKUPS,
+        "payment_conditions": SyncedIds(
+            LOOKUPS["payment_conditions"],
+            entity="payment_conditions",
+            king_table="BETCOND",
+            failing={"8": "Name: empty (King ZKSL)"},
+            last_read=read,
+        ),
+        "employees": SyncedIds({}, entity="employees", king_table="MEDEWERKER", failing={}, last_read=None),
+    }
+    frame = pd.concat([debtors(NR=1, BETCOND=9), debtors(NR=2, BETCOND=8), debtors(NR=3, MEDEWDEC="NIEMAND")])
+    result = load_mapping("customers").apply(frame, administration=ADM, lookups=lookups)
+    assert result.errors["1"] == (
+        "PaymentConditionId: King BETCOND 9 does not exist in King (no BETCOND record 9 when "
+        "payment_conditions were last read, 2026-11-20 10:00 Amsterdam): correct the code in King, "
+        "or add record 9 to King's BETCOND"
+    )
+    assert result.errors["2"] == (
+        "PaymentConditionId: King BETCOND 8 exists in King, but its own sync failed "
+        "(payment_conditions 8: Name: empty (King ZKSL))"
+    )
+    assert result.pending["3"] == (
+        "ManagerEmployeeCompanyId: King MEDEWDEC NIEMAND is not synced to Qics yet: employees were "
+        "never synced for this administration (the projects/employees DAG syncs them)"
+    )
+
+
 def test_lookups_must_be_passed():
     partial = {name: ids for name, ids in LOOKUPS.items() if name != "employees"}
     with pytest.raises(MappingError, match="lookups\\['employees'\\]"):

@@ -26,6 +26,8 @@ import pandas as pd
 import pendulum
 
 from king_qics.errors import RecordValidationError
+from king_qics.log_tables import reason_table
+from king_qics.lookups import synced_ids
 from king_qics.mapping import canonical_value as canonical
 from king_qics.mapping import load_mapping, record_hash
 from king_qics.state import StateStore, SyncedRecords, Watermarks, add_run_report, utcnow
@@ -54,6 +56,7 @@ class EntityReport:
     failed: int = 0
     pending: int = 0  # synced, but an optional link still waits (e.g. a customer's manager)
     failures: dict[str, str] = field(default_factory=dict)
+    waiting: dict[str, str] = field(default_factory=dict)  # the pending records: what each waits for
 
     def counts(self) -> dict[str, Any]:
         return {
@@ -69,10 +72,7 @@ class EntityReport:
         }
 
     def failure_table(self) -> str:
-        width = max([len("key"), *(len(key) for key in self.failures)])
-        lines = [f"{'key'.ljust(width)}  reason", f"{'-' * width}  ------"]
-        lines += [f"{key.ljust(width)}  {reason}" for key, reason in sorted(self.failures.items())]
-        return "\n".join(lines)
+        return reason_table(self.failures)
 
 
 def canonical_record(record: dict) -> dict:
@@ -125,11 +125,13 @@ class MasterDataSync:
         dry_run: bool = False,
         pending_only: bool = False,
         retry_rejected: bool = False,
+        report_as: str | None = None,
     ) -> EntityReport:
         """Sync one entity. ``pending_only``: only the records whose optional links wait (used right
         after the entity they wait for was synced); no watermark moves. A record Qics rejected is
         sent again only when its mapped data changed, or with ``retry_rejected`` (a cleared task)
-        or ``full_refresh``."""
+        or ``full_refresh``. The run report is kept under ``report_as`` (the task's id, where one
+        entity is synced by two tasks), else the entity."""
         started = utcnow()
         self.retry_rejected = retry_rejected or full_refresh
         mapping = load_mapping(entity)
@@ -160,6 +162,8 @@ class MasterDataSync:
             payload = {name: json_ready(value) for name, value in row.items()}
             pending = mapped.pending.get(key)
             report.pending += pending is not None
+            if pending is not None:
+                report.waiting[key] = pending
             self._sync_one(
                 mapping,
                 records,
@@ -179,7 +183,7 @@ class MasterDataSync:
             add_run_report(
                 self.store,
                 administration=self.adm.id,
-                entity=entity,
+                entity=report_as or entity,
                 run_id=self.run_id,
                 started_at=started,
                 finished_at=utcnow(),
@@ -202,7 +206,7 @@ class MasterDataSync:
 
     def map(self, mapping, king_df):
         """King rows -> Qics records, lookups resolved against what the state store has synced."""
-        lookups = {name: SyncedRecords(self.store, self.adm.id, name).qics_ids() for name in mapping.lookups}
+        lookups = {name: synced_ids(self.store, self.adm, name) for name in mapping.lookups}
         extra_tables = {
             table: self.king.read_table(table, fields) for table, fields in mapping.extra_tables.items()
         }

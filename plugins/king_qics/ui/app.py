@@ -18,15 +18,17 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from king_qics.config import LoadResult, load_administrations
+from king_qics.ledger_words import LEDGER_STATE_WORDS
 from king_qics.state import STATE_CONN_ID_ENV, StateStore
 from king_qics.ui import queries
-from king_qics.ui.formatting import FILTERS
+from king_qics.ui.formatting import FILTERS, SERVER_ZONE
 from king_qics.ui.plugin import URL_PREFIX
 
 PAGE_LIMIT = 20  # rows of each list on an administration's page
 LIST_LIMIT = 200  # rows per page of a full list
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 TEMPLATES.env.filters.update(FILTERS)
+TEMPLATES.env.globals.update(ledger_words=LEDGER_STATE_WORDS, server_zone=SERVER_ZONE)
 
 
 def config_path() -> Path:

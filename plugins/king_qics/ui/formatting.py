@@ -1,11 +1,22 @@
-"""Jinja2 filters of the King <-> Qics page: times in Amsterdam time, empty values as blanks."""
+"""Jinja2 filters of the King <-> Qics page: times, ledger states in words, empty values as blanks.
+
+Times are rendered as ``<time datetime="...UTC...">`` with the Amsterdam time as text; the page's
+script (base.html) rewrites them in the time zone the Airflow UI shows (the one chosen in its user
+menu, else the browser's, as the Airflow UI does) and labels the zone, so the page and the Airflow
+UI around it show the same times. Without the script the label says Amsterdam.
+"""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
+from markupsafe import Markup, escape
+
+from king_qics.ledger_words import ledger_state_words
+
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+SERVER_ZONE = "Europe/Amsterdam"  # what the page says before its script relabels the times
 
 
 def local_time(value: datetime | None) -> str:
@@ -14,21 +25,34 @@ def local_time(value: datetime | None) -> str:
     return value.astimezone(AMSTERDAM).strftime("%Y-%m-%d %H:%M")
 
 
-def cell(value) -> str:
-    """A table cell: times local, booleans yes/no, nothing as blank."""
+def time_tag(value: datetime | None) -> Markup:
+    """A time the page's script can show in the Airflow UI's time zone."""
     if value is None:
-        return ""
+        return Markup("")
+    moment = value.astimezone(UTC).isoformat()
+    return Markup('<time datetime="{}">{}</time>').format(moment, local_time(value))
+
+
+def cell(value, column: str = "") -> Markup:
+    """A table cell: times as <time>, ledger states in words, booleans yes/no, nothing as blank."""
+    if value is None:
+        return Markup("")
+    if column == "state":
+        return escape(ledger_state_words(value))
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return Markup("yes" if value else "no")
     if isinstance(value, datetime):
-        return local_time(value)
+        return time_tag(value)
     if isinstance(value, date):
-        return value.isoformat()
-    return str(value)
+        return escape(value.isoformat())
+    return escape(str(value))
+
+
+COLUMN_LABELS = {"last_error": "reason", "pending": "waits for", "state": "ledger state"}
 
 
 def label(name: str) -> str:
-    return name.replace("_", " ")
+    return COLUMN_LABELS.get(name, name.replace("_", " "))
 
 
-FILTERS = {"local_time": local_time, "cell": cell, "label": label}
+FILTERS = {"local_time": local_time, "time": time_tag, "cell": cell, "label": label}

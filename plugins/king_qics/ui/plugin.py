@@ -1,5 +1,5 @@
-"""The Airflow plugin of the King <-> Qics page (registered by the ``airflow.plugins`` entry point
-in pyproject.toml).
+"""The Airflow plugin of the King <-> Qics page (registered from Airflow's plugins folder by
+plugins/king_qics_plugin.py).
 
 Every Airflow component loads plugins, workers and the DAG processor too, so this module imports
 nothing but the plugin base class: the API server asks for ``fastapi_apps``, and only then is the
