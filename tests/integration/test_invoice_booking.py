@@ -363,6 +363,26 @@ def test_claim_of_a_dead_run_expires_a_live_one_is_respected(env, monkeypatch):
     assert_booked_once(env, BOOKABLE)
 
 
+def test_a_retry_of_the_same_run_takes_over_the_claims_of_its_killed_try(env, monkeypatch):
+    """An Airflow retry (same DAG run) of an export whose worker was killed mid-invoice finishes the
+    invoice at once instead of waiting CLAIM_LEASE for its own earlier try (make compose-test)."""
+    monkeypatch.setattr(inv, "OUTCOME_GRACE", timedelta(0))
+    adm = NOORD
+    dead = InvoiceExport(adm, KingFinanceHook(adm.king_conn_id), None, env.store, run_id="manual__1")
+    dead.qics = QicsMilestonesHook(adm.qics_conn_id, state_store=env.store)
+    dead.crash_after = "booking_sent"
+    monkeypatch.setattr(dead.ledger, "release", lambda *args: None)  # a killed try releases nothing
+    with pytest.raises(SimulatedCrash):
+        dead.run()
+    retry = InvoiceExport(adm, KingFinanceHook(adm.king_conn_id), dead.qics, env.store, run_id="manual__1")
+    try:
+        report = retry.run()
+    finally:
+        retry.king.close()
+    assert "N2026001" not in report.waiting and report.marked == len(BOOKABLE)  # N2026001: the killed one
+    assert_booked_once(env, BOOKABLE)
+
+
 def test_concurrent_runs_never_post_one_invoice_twice(env):
     env.faults("king", {"kind": "latency", "latency_seconds": 0.3, "operations": ["CreateJournaalpost"]})
     exporter(env).select()

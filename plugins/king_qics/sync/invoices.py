@@ -19,6 +19,7 @@ See docs/invoice_export.md for the states, the amount rules and what is assumed.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -428,7 +429,9 @@ class InvoiceExport:
         self.store = store
         self.run_id = run_id
         self.ledger = InvoiceLedger(store, administration.id)
-        self.token = uuid.uuid4().hex
+        # The claim owner: one per DAG run, so a retry of the run's export (its worker was killed
+        # mid-invoice) takes over the claims its earlier try left; another run waits for CLAIM_LEASE.
+        self.token = hashlib.sha256(f"run:{run_id}".encode()).hexdigest()[:32] if run_id else uuid.uuid4().hex
         self._pdfs: dict[int, bytes | None] = {}
 
     # -- select ---------------------------------------------------------------------------------
