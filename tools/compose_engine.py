@@ -6,7 +6,9 @@
   docker-compose 1.29, so the Go plugins come from Debian trixie's ``docker-compose`` and
   ``docker-buildx`` packages (pinned below), downloaded with apt from the machine's own Debian
   mirror into a private apt state (the machine's package database is not touched), unpacked with
-  ``dpkg-deb`` and copied to ``PLUGIN_DIR``. Both are static-enough Go binaries (libc only).
+  ``dpkg-deb`` and copied to ``PLUGIN_DIR``. Both are Go binaries that need only libc (2.34+).
+
+The engine started here keeps running after the test (later runs reuse it and its image cache).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from standin_images import debian_mirror, run
+from standin_images import apt_install, debian_mirror, run
 
 DOCKERD_LOG = Path("/var/log/king-qics-dockerd.log")
 PLUGIN_DIR = Path("/usr/local/lib/docker/cli-plugins")
@@ -36,8 +38,7 @@ def ensure_engine(timeout: float = 90) -> None:
     if answers("docker", "info"):
         return
     if shutil.which("dockerd") is None:
-        run("apt-get", "update")
-        run("apt-get", "install", "-y", "--no-install-recommends", "docker.io", "iptables")
+        apt_install("docker.io")
     print(f"starting dockerd in the background (log: {DOCKERD_LOG})", flush=True)
     with open(DOCKERD_LOG, "ab") as log:
         subprocess.Popen(

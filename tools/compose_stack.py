@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import requests
+from standin_images import DIGEST_LABEL as STANDIN_LABEL
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "kqs-compose-test"
@@ -119,6 +120,9 @@ class Stack:
 
     def down(self) -> None:
         self.compose("down", "--volumes", "--remove-orphans", "--timeout", "30", check=False, timeout=300)
+        # earlier builds of the project image, untagged by newer ones (only images built on a stand-in)
+        prune = ["docker", "image", "prune", "--force", "--filter", f"label={STANDIN_LABEL}"]
+        subprocess.run(prune, check=False, capture_output=True, timeout=120)
 
 
 class AirflowApi:

@@ -278,7 +278,8 @@ def main() -> int:
     failed = True
     try:
         stack.down()  # what an interrupted earlier run may have left
-        step("docker compose build", stack.compose, "build")
+        # every Airflow service names the same image: build it once (a plain `build` builds it per service)
+        step("docker compose build", stack.compose, "build", "airflow-init")
         step("docker compose up (1 worker)", stack.compose, "up", "-d")
         step("stack healthy", stack.wait_ready)
         checks.ok(

@@ -75,9 +75,14 @@ def debian_mirror() -> str:
     raise SystemExit(f"no {SUITE} source in {APT_SOURCES}")
 
 
+def apt_install(*packages: str) -> None:
+    run("apt-get", "update")
+    run("apt-get", "install", "-y", "--no-install-recommends", *packages)
+
+
 def ensure_debootstrap() -> None:
     if shutil.which("debootstrap") is None:
-        run("apt-get", "install", "-y", "--no-install-recommends", "debootstrap")
+        apt_install("debootstrap")
 
 
 def build_debian_base() -> None:
