@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test lint demo sandbox sync-once bench bench-quick clean
+.PHONY: setup test lint demo sandbox sync-once bench bench-quick compose-test clean
 
 setup: $(STAMP)  ## create .venv and install runtime + dev requirements and the package
 
@@ -36,6 +36,9 @@ bench: setup  ## benchmarks at full size (calls, time, memory, DAG parse); write
 
 bench-quick: setup  ## benchmarks at small sizes, counts asserted (also part of `make test`)
 	$(PY) -m bench --quick
+
+compose-test: setup  ## docker-compose.yaml in real containers, end to end (root; not in `make test`)
+	$(PY) tools/compose_test.py
 
 clean:  ## remove the demo Airflow home (runs, sync state, logs and the login)
 	rm -rf airflow_home

@@ -567,7 +567,14 @@ def _ledger_claim():
     """InvoiceLedger.claim's conditional update, built once (once per invoice of every run)."""
     t = invoice_exports.c
     legacy = t.lease_until.is_(None) & (t.claimed_at < sa.bindparam("legacy_stale"))
-    takeable = t.owner.is_(None) | (t.lease_until < sa.bindparam("now")) | legacy
+    # free, or its holder's lease ran out, or held under our own token (a retry of the same run:
+    # the earlier try is dead or, if not, fenced out by the new epoch)
+    takeable = (
+        t.owner.is_(None)
+        | (t.owner == sa.bindparam("token"))
+        | (t.lease_until < sa.bindparam("now"))
+        | legacy
+    )
     return (
         sa.update(invoice_exports)
         .where(_ledger_key() & t.state.in_(EXPORT_OPEN_STATES) & takeable)

@@ -11,6 +11,7 @@ King fields they declare in ``RULES`` and the administration's defaults.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -23,7 +24,17 @@ import numpy as np
 import pandas as pd
 import yaml
 
-INCLUDE_DIR = Path(__file__).resolve().parents[2] / "include"
+
+def _include_dir() -> Path:
+    """include/ beside plugins/ (the repository, an editable install); for an installed copy of the
+    package (the Docker image) the one in $AIRFLOW_HOME, where docker-compose.yaml mounts it."""
+    beside = Path(__file__).resolve().parents[2] / "include"
+    if beside.is_dir():
+        return beside
+    return Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow") / "include"
+
+
+INCLUDE_DIR = _include_dir()
 COUNTRIES_FILE = INCLUDE_DIR / "countries.yaml"
 
 # Deliberately simple and strict: one address, local@domain.tld, no spaces, no display names.

@@ -43,11 +43,11 @@ def set_king_extra(monkeypatch, conn_id: str = "king_noord", **values) -> None:
     monkeypatch.setenv(name, json.dumps(conn))
 
 
-def exporter(env, **adm_changes) -> InvoiceExport:
+def exporter(env, run_id: str | None = None, **adm_changes) -> InvoiceExport:
     adm = NOORD.model_copy(update=adm_changes)
     king = KingFinanceHook(adm.king_conn_id)
     qics = QicsMilestonesHook(adm.qics_conn_id, state_store=env.store)
-    return InvoiceExport(adm, king, qics, env.store)
+    return InvoiceExport(adm, king, qics, env.store, run_id=run_id)
 
 
 def run(env, **adm_changes):

@@ -332,6 +332,31 @@ def test_claim_of_a_dead_run_expires_a_live_one_is_respected(env, monkeypatch):
     assert_booked_once(env, BOOKABLE)
 
 
+def test_a_retry_of_the_same_run_takes_over_the_claims_of_its_killed_try(env, monkeypatch):
+    """An Airflow retry (same DAG run) of an export whose worker was killed mid-invoice finishes the
+    invoice at once instead of waiting for the lease of its own earlier try (make compose-test); the
+    earlier try, were it still alive, is fenced out by the new epoch."""
+    set_king_extra(monkeypatch, outcome_grace_seconds=0)
+    dead = exporter(env, run_id="manual__1")
+    crash_after(dead, monkeypatch, "booking_sent")
+    monkeypatch.setattr(dead.ledger, "release", lambda *args: None)  # a killed try releases nothing
+    with pytest.raises(SimulatedCrash):
+        dead.run()
+    held = InvoiceLedger(env.store, "noord").get(1)
+    retry = exporter(env, run_id="manual__1")
+    try:
+        report = retry.run()
+    finally:
+        retry.king.close()
+    assert "N2026001" not in report.waiting and report.marked == len(BOOKABLE)  # N2026001: the killed one
+    assert_booked_once(env, BOOKABLE)
+    assert InvoiceLedger(env.store, "noord").get(1).epoch > held.epoch
+    from king_qics.state import Claim
+
+    stale = Claim(1, held.owner, held.epoch, timedelta(minutes=5))
+    assert not InvoiceLedger(env.store, "noord").renew(stale)  # the earlier try can change nothing
+
+
 def test_concurrent_runs_never_post_one_invoice_twice(env):
     env.faults("king", {"kind": "latency", "latency_seconds": 0.3, "operations": ["CreateJournaalpost"]})
     exporter(env).select_from_qics()

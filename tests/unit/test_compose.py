@@ -8,6 +8,7 @@ network needed). The end-to-end test of the same shape
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from importlib.resources import files
@@ -91,13 +92,19 @@ def test_the_official_celery_layout():
 
 
 def test_every_airflow_service_runs_the_project_image():
+    pinned = re.search(r"^apache-airflow==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M)
+    official = f"apache/airflow:{pinned.group(1)}-python3.11"
     for name in AIRFLOW_SERVICES:
         service = SERVICES[name]
-        assert service["build"] == ".", name
+        assert service["build"]["context"] == ".", name
+        # the official image unless the base is overridden (make compose-test: a local stand-in)
+        assert service["build"]["args"] == {"AIRFLOW_BASE_IMAGE": f"${{AIRFLOW_BASE_IMAGE:-{official}}}"}, (
+            name
+        )
         assert service["image"] == SERVICES["airflow-apiserver"]["image"], name
     dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
-    pinned = re.search(r"^apache-airflow==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M)
-    assert re.search(rf"^FROM apache/airflow:{re.escape(pinned.group(1))}-python3\.11$", dockerfile, re.M)
+    assert re.search(rf"^ARG AIRFLOW_BASE_IMAGE={re.escape(official)}$", dockerfile, re.M)
+    assert re.search(r"^FROM \$\{AIRFLOW_BASE_IMAGE\}$", dockerfile, re.M)
     assert "pip install --no-cache-dir -r /opt/airflow/project/requirements.txt" in dockerfile
     assert "pip install --no-cache-dir --no-deps /opt/airflow/project" in dockerfile
     init = SERVICES["airflow-init"]["command"]
@@ -155,7 +162,7 @@ def test_the_environment_names_real_airflow_options():
 
 
 def test_the_execution_api_is_reachable_where_the_workers_look():
-    assert "8080:8080" in SERVICES["airflow-apiserver"]["ports"]
+    assert "${AIRFLOW_API_PORT:-8080}:8080" in SERVICES["airflow-apiserver"]["ports"]
     worker_deps = SERVICES["airflow-worker"]["depends_on"]
     assert worker_deps["airflow-apiserver"]["condition"] == "service_healthy"
 
@@ -185,9 +192,103 @@ def test_the_sandboxes_are_an_optional_profile():
     command = sandboxes["command"]
     assert command[:4] == ["python", "-m", "sandbox", "serve"]
     assert command[command.index("--host") + 1] == "0.0.0.0"  # reachable from the other containers
-    assert {"8701:8701", "8702:8702"} <= set(sandboxes["ports"])
+    assert {"${KING_SANDBOX_PORT:-8701}:8701", "${QICS_SANDBOX_PORT:-8702}:8702"} <= set(sandboxes["ports"])
     connections = SERVICES["sandbox-connections"]
     assert connections["profiles"] == ["sandboxes"]
     script = " ".join(connections["command"])
     assert "http://sandboxes:8701/v1/ws1_xml.asmx" in script and "http://sandboxes:8702" in script
     assert "airflow connections import" in script
+
+
+def test_postgres_and_redis_are_the_official_images_unless_overridden():
+    assert SERVICES["postgres"]["image"] == "${POSTGRES_IMAGE:-postgres:16}"
+    assert SERVICES["redis"]["image"] == "${REDIS_IMAGE:-redis:7.2-bookworm}"
+
+
+def _requirement_names(path: Path) -> set[str]:
+    names = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"^([A-Za-z0-9_.-]+)==", line)
+        if match:
+            names.add(re.sub(r"[-_.]+", "-", match.group(1)).lower())
+    return names
+
+
+def test_the_image_has_every_distribution_the_package_and_the_sandboxes_import():
+    """The image installs requirements.txt only (not requirements-dev.txt): every module that
+    plugins/king_qics (tasks), sandbox/ (the sandboxes service) or dags/ imports must come from it."""
+    import importlib.metadata
+    import sys
+
+    imported = set()
+    for folder in ("plugins/king_qics", "sandbox", "dags"):
+        for source in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    imported |= {alias.name.split(".")[0] for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                    imported.add(node.module.split(".")[0])
+    providers = importlib.metadata.packages_distributions()
+    runtime = _requirement_names(ROOT / "requirements.txt")
+    missing = {}
+    for module in sorted(imported - set(sys.stdlib_module_names) - {"king_qics", "sandbox", "__future__"}):
+        distributions = {re.sub(r"[-_.]+", "-", d).lower() for d in providers.get(module, [module])}
+        if not distributions & runtime:
+            missing[module] = sorted(distributions)
+    assert not missing, f"imported but not in requirements.txt: {missing}"
+
+
+def test_the_build_context_holds_what_the_dockerfile_copies():
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    sources = set()
+    for line in re.findall(r"^COPY (?:--\S+ )*(.+)$", dockerfile, re.M):
+        sources |= set(line.split()[:-1])
+    kept = {
+        line[1:].rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines() if line[:1] == "!"
+    }
+    assert sources == kept
+    rules = [line for line in (ROOT / ".dockerignore").read_text().splitlines() if line and line[0] != "#"]
+    assert rules[0] == "*"  # everything else stays out (.venv, logs, .git, ...)
+
+
+def test_the_compose_test_override_only_shortens_the_test():
+    """docker/compose-test.yaml (make compose-test): valid, scheduler settings only, real options."""
+    from airflow.configuration import conf
+
+    override = yaml.safe_load((ROOT / "docker" / "compose-test.yaml").read_text(encoding="utf-8"))
+    assert not list(VALIDATOR(SCHEMA).iter_errors(override))
+    assert set(override) == {"services"} and set(override["services"]) == {"airflow-scheduler"}
+    environment = override["services"]["airflow-scheduler"]["environment"]
+    assert environment == {
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "false",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
+    }
+    known = conf.configuration_description["scheduler"]["options"]
+    assert {key.split("__")[2].lower() for key in environment} <= set(known)
+
+
+def test_the_stand_in_airflow_image_keeps_the_official_contract():
+    """docker/standin/airflow (make compose-test): what docker-compose.yaml relies on."""
+    folder = ROOT / "docker" / "standin" / "airflow"
+    dockerfile = (folder / "Dockerfile").read_text(encoding="utf-8")
+    pinned = re.search(r"^apache-airflow==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M).group(1)
+    assert f"ARG AIRFLOW_VERSION={pinned}" in dockerfile
+    assert "useradd --uid 50000 --gid 0 --home-dir /home/airflow" in dockerfile
+    assert "AIRFLOW_HOME=/opt/airflow" in dockerfile and "WORKDIR /opt/airflow" in dockerfile
+    assert "PATH=/home/airflow/.local/bin:" in dockerfile and "USER airflow" in dockerfile
+    assert 'ENTRYPOINT ["/usr/bin/dumb-init", "--", "/entrypoint"]' in dockerfile
+    assert "pip install --no-cache-dir -r /tmp/requirements.txt" in dockerfile
+    entrypoint = (folder / "entrypoint.sh").read_text(encoding="utf-8")
+    for contract in (
+        "bash) shift; exec /bin/bash",
+        "python) shift; exec python",
+        "airflow) shift",
+        "umask 0002",
+    ):
+        assert contract in entrypoint, contract
+    for variable in ("CONNECTION_CHECK_MAX_COUNT", "_AIRFLOW_DB_MIGRATE", "_AIRFLOW_WWW_USER_CREATE"):
+        assert variable in entrypoint, variable
+    # the compose file uses the contract: plain subcommands, bash for the init, python for the sandboxes
+    assert SERVICES["airflow-init"]["command"][0] == "bash"
+    assert SERVICES["sandboxes"]["command"][0] == "python"
+    assert SERVICES["sandboxes"]["environment"]["CONNECTION_CHECK_MAX_COUNT"] == "0"

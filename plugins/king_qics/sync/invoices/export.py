@@ -14,6 +14,7 @@ Rules that make it exactly once:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import uuid
@@ -110,7 +111,10 @@ class InvoiceExport:
         self.run_id = run_id
         self.ledger = InvoiceLedger(store, administration.id)
         self.selection = InvoiceSelection(administration, qics, self.ledger)
-        self.token = uuid.uuid4().hex
+        # The claim owner: one per DAG run, so Airflow's retry of a run's export whose worker died
+        # mid-invoice takes over the claims its earlier try left at once (a new epoch fences the
+        # earlier try out, should it still be alive); another run waits for the lease.
+        self.token = hashlib.sha256(f"run:{run_id}".encode()).hexdigest()[:32] if run_id else uuid.uuid4().hex
         self._pdfs: dict[int, bytes | None] = {}
 
     @cached_property
