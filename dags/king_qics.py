@@ -12,6 +12,7 @@ from pathlib import Path
 
 from king_qics.config import load_administrations
 from king_qics.dag_factory import build_dags, config_error_dag
+from king_qics.dag_preflight import build_preflight_dag
 
 CONFIG_PATH = Path(
     os.environ.get("KING_QICS_CONFIG")
@@ -28,6 +29,9 @@ try:
         if _adm.enabled:
             for _dag in build_dags(_adm, str(CONFIG_PATH)):
                 globals()[_dag.dag_id] = _dag
+    if _config.administrations:
+        _preflight = build_preflight_dag(_config.administrations, str(CONFIG_PATH))
+        globals()[_preflight.dag_id] = _preflight
 finally:
     gc.enable()
 if _config.errors:

@@ -55,12 +55,31 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class ViaSpec(_Spec):
+    """Translate a code through another King table first: the key of the row whose ``on`` field
+    holds the code (e.g. ART.BTW, a one-letter VAT code, -> the BTW row with that letter -> its NR)."""
+
+    table: str
+    on: str
+    key: str = "NR"
+
+
 class LookupSpec(_Spec):
     entity: str  # the synced entity whose Qics ids are looked up (vat_codes, customers, ...)
     from_: str = Field(alias="from")  # the King field holding that entity's King key
     # optional: a code not synced yet leaves the link empty and the record *pending* (synced, and
     # re-checked by every run until the link resolves) instead of failing the record.
     optional: bool = False
+    via: ViaSpec | None = None  # the field holds a code of another table, translated first
+    # the field holds a code translated by an administration setting (code -> King key); a code
+    # the setting does not list leaves the link empty (no error)
+    codes_from_config: str | None = Field(None, pattern=r"^[a-z_]+(\.[a-z_]+)*$")
+
+    @model_validator(mode="after")
+    def _one_translation(self) -> LookupSpec:
+        if self.via is not None and self.codes_from_config is not None:
+            raise ValueError("give at most one of via, codes_from_config")
+        return self
 
 
 class JoinSpec(_Spec):
@@ -249,6 +268,8 @@ class EntityMapping(_Spec):
         for join in _walk(self, lambda spec: spec.join):
             tables.setdefault(join.table, [])
             tables[join.table] = list(dict.fromkeys([*tables[join.table], join.key, join.field]))
+        for via in _walk(self, lambda spec: spec.lookup.via if spec.lookup else None):
+            tables[via.table] = list(dict.fromkeys([*tables.get(via.table, []), via.key, via.on]))
         return tables
 
     def king_table_for(self, administration: Any) -> str:
@@ -371,7 +392,7 @@ def _lookup(lookup: LookupSpec, ctx: tf.Context) -> tf.Result:
     """The Qics ids of the King codes in ``lookup.from_``, and a note for each unresolved code:
     why it has none when the lookup can tell (king_qics.lookups.SyncedIds: does not exist in King,
     or exists but its own sync failed), else that it is not synced (yet)."""
-    codes = tf.key_text(ctx.frame[lookup.from_])
+    codes, problems = _translated(lookup, ctx)
     table = ctx.lookups[lookup.entity]
     ids = codes.map(table).astype("Int64")
     unresolved = codes.notna() & ids.isna()
@@ -383,7 +404,38 @@ def _lookup(lookup: LookupSpec, ctx: tf.Context) -> tf.Result:
     else:
         reasons = {code: explain(lookup.from_, code) for code in set(codes[unresolved])}
         messages = codes.map(reasons)
-    return tf.finalize(ids), tf._errors_where(unresolved, messages)
+    return tf.finalize(ids), tf.combine_errors(problems, tf._errors_where(unresolved, messages))
+
+
+def _translated(lookup: LookupSpec, ctx: tf.Context) -> tf.Result:
+    """The lookup's King keys: the field's codes as they are, or translated (``via`` another King
+    table, or ``codes_from_config``)."""
+    codes = tf.key_text(ctx.frame[lookup.from_])
+    if lookup.codes_from_config is not None:
+        table = {str(code): str(key) for code, key in (ctx.config(lookup.codes_from_config) or {}).items()}
+        return codes.map(table), None
+    if lookup.via is None:
+        return codes, None
+    via = lookup.via
+    other = ctx.extra_tables[via.table]
+    holders: dict[str, list[str]] = {}
+    if len(other):
+        for code, key in zip(tf.key_text(other[via.on]), tf.key_text(other[via.key]), strict=True):
+            if code is not None and key is not None:
+                holders.setdefault(code, []).append(key)
+    keys = codes.map(lambda code: holders[code][0] if code in holders and len(holders[code]) == 1 else None)
+    wrong = codes.notna() & keys.isna()
+    messages = codes.map(
+        lambda code: (
+            f"King {lookup.from_} {code!r} matches "
+            + (
+                f"{len(holders[code])} {via.table} rows ({via.on}): which one is meant is unknown"
+                if code in holders
+                else f"no {via.table} row ({via.on} {code!r})"
+            )
+        )
+    )
+    return keys, tf._errors_where(wrong, messages)
 
 
 def _evaluate(spec: ValueSpec, ctx: tf.Context) -> tf.Result:

@@ -103,7 +103,8 @@ def expected_qics_values(sandbox) -> dict[tuple[str, str], dict[str, object]]:
     put("Item", "ItemCode", art, "NR", lambda r: str(r["NR"]))
     put("Item", "Name", art, "NR", lambda r: r["OMSCHR"])
     put("Item", "CompanyId", art, "NR", lambda r: COMPANY_ID)
-    put("Item", "VatCodeId", art, "NR", lambda r: vat_ids[str(r["BTW"])])
+    by_letter = {str(b["BTWPL"]): str(b["NR"]) for b in btw}  # ART.BTW is a letter, through BTW.BTWPL
+    put("Item", "VatCodeId", art, "NR", lambda r: vat_ids[by_letter[str(r["BTW"])]])
     put("Item", "GLAccountRevenue", art, "NR", lambda r: str(groups[r["ARTGRP"]]["GRBOMZ"]))
     put("Item", "WillBeInvoiced", art, "NR", lambda r: True)
     put("Item", "IsActive", art, "NR", lambda r: not j(r.get("BLOK", "N")))
@@ -141,7 +142,8 @@ def expected_qics_values(sandbox) -> dict[tuple[str, str], dict[str, object]]:
     put("Customer", "IsActive", deb, "NR", lambda r: not j(r["BLOK"]))
     put("Customer", "InvoiceAddressSameAsVisitAddress", deb, "NR", lambda r: True)
     put("Customer", "PaymentConditionId", deb, "NR", lambda r: pc_ids[str(r["BETCOND"])])
-    put("Customer", "VatCodeId", deb, "NR", lambda r: vat_ids[str(r["BTW"])])
+    customer_vat = {"I": "3"}  # defaults.customer_vat_codes of noord: DEB has no VAT-code field
+    put("Customer", "VatCodeId", deb, "NR", lambda r: vat_ids.get(customer_vat.get(r.get("BTWPL"), "")))
     put("Customer", "CostCenterId", deb, "NR", lambda r: kpl_ids[str(r["KPL"])])
     # No employee is synced yet (projects/employees DAG): 10005's manager link waits, never guessed.
     put("Customer", "ManagerResourceCompanyId", deb, "NR", lambda r: None)

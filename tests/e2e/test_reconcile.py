@@ -57,7 +57,7 @@ def test_reconcile_reports_hand_edits_and_unsynced_king_changes_without_writing(
     qics.close()
     with KingFinanceHook("king_noord", timeout=5) as king:
         king.update_record("DEB", "NR", 10002, {"PLAATS": "Amersfoort"})
-        new = {"NR": 10099, "ZKSL": "NIEUW", "NAAM": "Nieuwe Klant B.V.", "BETCOND": 1, "BTW": 1, "KPL": 100}
+        new = {"NR": 10099, "ZKSL": "NIEUW", "NAAM": "Nieuwe Klant B.V.", "BETCOND": 1, "KPL": 100}
         king.create_record("DEB", new)
     sandbox.reset_calls()
 

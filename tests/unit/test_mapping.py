@@ -70,7 +70,7 @@ def debtors(**overrides) -> pd.DataFrame:
         "BTWNR": "NL001234567B01",
         "KVKNR": "12345678",
         "BETCOND": 2,
-        "BTW": 1,
+        "BTWPL": "B",
         "KPL": 100,
         "BLOK": False,
         "DECLTOEL": True,
@@ -169,7 +169,7 @@ def test_what_the_caller_needs():
         and items.qics_id_field == "ItemCompanyId"
     )
     assert items.lookups == ["vat_codes"]
-    assert items.extra_tables == {"ARTGRP": ["NR", "GRBOMZ"]}
+    assert items.extra_tables == {"ARTGRP": ["NR", "GRBOMZ"], "BTW": ["NR", "BTWPL"]}
     assert set(customers.lookups) == {"vat_codes", "payment_conditions", "cost_centers", "employees"}
     assert customers.natural_key({"CustomerCode": "10000", "CompanyId": 1, "Name": "x"}) == {
         "CustomerCode": "10000",
@@ -296,22 +296,27 @@ def test_cost_centers():
     }
 
 
+def vat_table() -> pd.DataFrame:
+    return pd.DataFrame([{"NR": nr, "BTWPL": kind} for nr, _name, _perc, kind, _gl in universe.VAT_CODES])
+
+
 def test_items_from_the_universe_with_article_group_join_and_defaults():
+    letter = {nr: kind for nr, _name, _perc, kind, _gl in universe.VAT_CODES}
     frame = pd.DataFrame(
         [
-            {"NR": nr, "OMSCHR": name, "ARTGRP": grp, "BTW": vat, "EENHVERK": unit, "BLOK": False}
+            {"NR": nr, "OMSCHR": name, "ARTGRP": grp, "BTW": letter[vat], "EENHVERK": unit, "BLOK": False}
             for nr, name, grp, vat, unit in universe.ITEMS
         ]
         + [{"NR": "OUD", "OMSCHR": "Oud", "ARTGRP": None, "BTW": None, "EENHVERK": "Uur ", "BLOK": "J"}]
     )
     groups = pd.DataFrame([{"NR": nr, "OMSCHR": name, "GRBOMZ": gl} for nr, name, gl in universe.ITEM_GROUPS])
     result = load_mapping("items").apply(
-        frame, administration=ADM, lookups=LOOKUPS, extra_tables={"ARTGRP": groups}
+        frame, administration=ADM, lookups=LOOKUPS, extra_tables={"ARTGRP": groups, "BTW": vat_table()}
     )
     assert result.errors == {}
     records = result.records
     assert records.loc["ADV"].to_dict() == {
-        "VatCodeId": 11,
+        "VatCodeId": 11,  # ART.BTW "B" -> the BTW row with BTWPL "B" -> NR 1 -> its Qics id
         "GLAccountRevenue": "8000",
         "WillBeInvoiced": True,
         "IsActive": True,
@@ -327,6 +332,22 @@ def test_items_from_the_universe_with_article_group_join_and_defaults():
     oud = records.loc["OUD"]
     assert oud["GLAccountRevenue"] == "8999"  # no group: defaults.gl_account_revenue
     assert oud["VatCodeId"] is None and oud["IsActive"] is False and oud["ItemType"] == "Hour"
+
+
+def test_an_article_vat_letter_that_no_or_several_btw_rows_hold_fails_the_article():
+    frame = pd.DataFrame(
+        [
+            {"NR": "A", "OMSCHR": "a", "BTW": "X", "BLOK": False},
+            {"NR": "B", "OMSCHR": "b", "BTW": "H", "BLOK": False},
+        ]
+    )
+    doubled = pd.concat([vat_table(), pd.DataFrame([{"NR": 7, "BTWPL": "H"}, {"NR": 8, "BTWPL": "H"}])])
+    groups = pd.DataFrame(columns=["NR", "GRBOMZ"])
+    result = load_mapping("items").apply(
+        frame, administration=ADM, lookups=LOOKUPS, extra_tables={"ARTGRP": groups, "BTW": doubled}
+    )
+    assert "King BTW 'X' matches no BTW row (BTWPL 'X')" in result.errors["A"]
+    assert "King BTW 'H' matches 2 BTW rows (BTWPL)" in result.errors["B"]
 
 
 def test_items_need_the_article_group_table():
@@ -355,12 +376,23 @@ def test_customer_every_field():
         "PaymentConditionId": 22,
         "IsActive": True,
         "SendInvoiceTo": "info@korenbloem.nl",
-        "VatCodeId": 11,
+        "VatCodeId": None,  # liability B is not in defaults.customer_vat_codes: the articles' codes apply
         "Identification": "12345678",
         "InvoiceSpecification": True,
         "ManagerEmployeeCompanyId": 41,
     }
     assert json.dumps(record)  # JSON-ready (no numpy scalars, no NaN)
+
+
+def test_a_customers_vat_code_follows_its_vat_liability_through_the_config():
+    # DEB has no VAT-code field: BTWPL I (intra-EU) -> King BTW 3 (defaults.customer_vat_codes)
+    assert ADM.defaults.customer_vat_codes == {}  # by default: no customer VAT code at all
+    assert one("customers", debtors(BTWPL="I"))["VatCodeId"] is None
+    adm = ADM.model_copy(
+        update={"defaults": ADM.defaults.model_copy(update={"customer_vat_codes": {"I": 3}})}
+    )
+    result = load_mapping("customers").apply(debtors(BTWPL="I"), administration=adm, lookups=LOOKUPS)
+    assert result.records.iloc[0]["VatCodeId"] == 13
 
 
 def test_customer_values_are_json_ready_and_nan_robust():
@@ -375,7 +407,7 @@ def test_customer_values_are_json_ready_and_nan_robust():
         TEL=None,
         KPL=np.nan,
         MEDEWDEC=None,
-        BTW=np.nan,
+        BTWPL=np.nan,
         DECLTOEL="N",
         BLOK="J",
         NR=10001.0,
@@ -701,7 +733,7 @@ def test_hundred_thousand_debtors_map_column_wise():
             "BTWNR": None,
             "KVKNR": "123",
             "BETCOND": np.where(np.arange(count) % 1000 == 0, 9, 1),  # 100 unknown conditions
-            "BTW": 1,
+            "BTWPL": "B",
             "KPL": 100,
             "BLOK": np.arange(count) % 10 == 0,
             "DECLTOEL": False,

@@ -21,6 +21,7 @@ class PostedBooking:
 
     key: str
     fact: str | None
+    answered_key: str | None = None  # CreateJournaalpost's Primarykey as King gave it (format unknown)
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ from king_qics.hooks.king_bookings import (
     group_bookings,
 )
 from king_qics.hooks.king_profile import KingProfile
-from king_qics.hooks.king_reads import TableQuery, check_text, read_isolated
+from king_qics.hooks.king_reads import TableQuery, check_text, read_isolated, selection, selection_row
 from king_qics.hooks.king_schema import (
     BOOL,
     DATE,
@@ -58,12 +58,19 @@ from king_qics.hooks.king_schema import (
     parse_value,
     to_wire,
 )
+from king_qics.hooks.king_soap import (
+    Dataset,
+    client_fault,
+    dataset,
+    envelope,
+    parse_xml,
+    primary_key,
+    read_answer,
+    row_texts,
+)
 
 log = logging.getLogger(__name__)
 
-NS = "https://cloudswitch.imuisonline.com/"
-SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
-SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 
 # Foutmelding texts that mean something to the hook. No catalogue of King's texts exists
 # (research §2.4): these patterns are the one place to adjust once real answers are seen.
@@ -76,8 +83,6 @@ SESSION_EXPIRED_PATTERN = re.compile(
 AUTH_REFUSED_PATTERN = re.compile(
     r"partner ?key|omgevingscode|inloggen mislukt|login failed|geen toegang|access denied", re.IGNORECASE
 )
-# SOAP Fault codes that say the request itself is wrong (retrying cannot help).
-CLIENT_FAULT_CODES = ("Client", "Sender")
 
 
 class AdmPeriodState(NamedTuple):
@@ -94,37 +99,6 @@ class RecordOutcome:
     primary_key: str | None = None
     error: str | None = None
     outcome_unknown: bool = False
-
-
-def _xml_parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False, remove_comments=True
-    )
-
-
-def parse_xml(data: bytes | str, what: str) -> etree._Element:
-    """Parse an answer of King safely (no DTD, no entities, no network)."""
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    try:
-        root = etree.fromstring(data, _xml_parser())
-    except etree.XMLSyntaxError as exc:
-        raise ProtocolError(f"King {what}: the answer is not well-formed XML ({exc.msg})") from None
-    if root.getroottree().docinfo.doctype:
-        raise ProtocolError(f"King {what}: the answer carries a DTD; refused")
-    return root
-
-
-def dataset(root_children: Iterable[tuple[str, dict[str, Any]]]) -> str:
-    """``<NewDataSet><T1><F>v</F>…</T1>…</NewDataSet>`` as text (values escaped by lxml)."""
-    root = etree.Element("NewDataSet")
-    for tag, values in root_children:
-        row = etree.SubElement(root, tag)
-        for name, value in values.items():
-            if value is None:
-                continue
-            etree.SubElement(row, name).text = to_wire(value)
-    return etree.tostring(root, encoding="unicode")
 
 
 class KingFinanceHook(ApiHook):
@@ -165,10 +139,7 @@ class KingFinanceHook(ApiHook):
 
     @property
     def soap_version(self) -> str:
-        version = str(self._soap_version or self.extra("soap_version", "1.2"))
-        if version not in ("1.1", "1.2"):
-            raise ValueError("soap_version must be 1.1 or 1.2")
-        return version
+        return self._soap_version or self.profile.soap_version
 
     @cached_property
     def profile(self) -> KingProfile:
@@ -212,51 +183,9 @@ class KingFinanceHook(ApiHook):
 
     # -- SOAP transport --------------------------------------------------------------------------
 
-    def _envelope(self, operation: str, params: Sequence[tuple[str, Any]]) -> tuple[bytes, dict]:
-        soap_ns = SOAP12 if self.soap_version == "1.2" else SOAP11
-        envelope = etree.Element(f"{{{soap_ns}}}Envelope", nsmap={"soap": soap_ns})
-        body = etree.SubElement(envelope, f"{{{soap_ns}}}Body")
-        call = etree.SubElement(body, f"{{{NS}}}{operation}", nsmap={None: NS})
-        for name, value in params:
-            element = etree.SubElement(call, f"{{{NS}}}{name}")
-            if isinstance(value, list):
-                for item in value:
-                    etree.SubElement(element, f"{{{NS}}}string").text = str(item)
-            elif value is not None:
-                element.text = str(value)
-        data = etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
-        action = NS + operation
-        if soap_ns == SOAP12:
-            headers = {"Content-Type": f'application/soap+xml; charset=utf-8; action="{action}"'}
-        else:
-            headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{action}"'}
-        return data, headers
-
     def is_transient_server_error(self, response) -> bool:
         """A SOAP Fault whose code says the request is wrong is final; every other 5xx may pass."""
-        return self._client_fault(response) is None
-
-    @staticmethod
-    def _client_fault(response) -> str | None:
-        try:
-            root = parse_xml(response.content, "fault")
-        except ProtocolError:
-            return None
-        fault = next(
-            (el for el in root.iter() if isinstance(el.tag, str) and etree.QName(el).localname == "Fault"),
-            None,
-        )
-        if fault is None:
-            return None
-        texts = {
-            etree.QName(el).localname: (el.text or "").strip()
-            for el in fault.iter()
-            if isinstance(el.tag, str)
-        }
-        code = texts.get("faultcode") or texts.get("Value") or ""
-        if code.rpartition(":")[2] not in CLIENT_FAULT_CODES:
-            return None
-        return (texts.get("faultstring") or texts.get("Text") or "SOAP Fault")[:300]
+        return client_fault(response.content) is None
 
     def _soap(
         self,
@@ -267,7 +196,12 @@ class KingFinanceHook(ApiHook):
         before_attempt: Callable[[], None] | None = None,
     ) -> dict:
         """One SOAP call -> {"Result": bool, "Foutmelding": str, <output>: str | list[str]}."""
-        data, headers = self._envelope(operation, params)
+        data, headers = envelope(
+            operation,
+            params,
+            soap_version=self.soap_version,
+            dataset_encoding=self.profile.dataset_encoding,
+        )
         response = self.send(
             operation,
             "POST",
@@ -279,32 +213,11 @@ class KingFinanceHook(ApiHook):
         )
         self._last_call = time.monotonic()
         if response.status_code >= 500:
-            reason = self._client_fault(response) or f"HTTP {response.status_code}"
+            reason = client_fault(response.content) or f"HTTP {response.status_code}"
             raise ProtocolError(f"King {operation}: the service refused the request: {reason}")
         if response.status_code != 200:
             raise ProtocolError(f"King {operation}: unexpected HTTP {response.status_code}")
-        root = parse_xml(response.content, operation)
-        answer = next(
-            (el for el in root.iter(f"{{{NS}}}{operation}Response")),
-            None,
-        )
-        if answer is None:
-            raise ProtocolError(f"King {operation}: no {operation}Response in the answer")
-        out: dict[str, Any] = {}
-        for child in answer:
-            if not isinstance(child.tag, str):
-                continue
-            name = etree.QName(child).localname
-            strings = [
-                s.text or "" for s in child if isinstance(s.tag, str) and etree.QName(s).localname == "string"
-            ]
-            out[name] = strings if strings else (child.text or "")
-        result = str(out.pop(f"{operation}Result", "")).strip().lower()
-        if result not in ("true", "false"):
-            raise ProtocolError(f"King {operation}: no {operation}Result in the answer")
-        out["Result"] = result == "true"
-        out["Foutmelding"] = str(out.get("Foutmelding") or "").strip()
-        return out
+        return read_answer(response.content, operation)
 
     # -- session ---------------------------------------------------------------------------------
 
@@ -416,23 +329,19 @@ class KingFinanceHook(ApiHook):
         if query.changed_since is not None:
             values["MUTDATE_VA"] = to_wire(query.changed_since)  # the date only: the documented form
         values.update(
-            ORDERBY=",".join(query.order), MAXRESULT=query.max_result, PAGESIZE=page_size, SELECTPAGE=page
+            ORDERBY=self.profile.orderby_separator.join(query.order),
+            MAXRESULT=query.max_result,
+            PAGESIZE=page_size,
+            SELECTPAGE=page,
         )
         if query.with_files:
-            values["PDF_BESTAND"] = ""
-        selection = etree.Element("NewDataSet")
-        row = etree.SubElement(selection, "Table1")
-        for name, value in values.items():
-            etree.SubElement(row, name).text = to_wire(value) if value != "" else None
-        answer = self.call(
-            "GetStamtabelRecords",
-            [("Selectie", etree.tostring(selection, encoding="unicode")), ("Records", "")],
-        )
+            values["PDF_BESTAND"] = " "  # presence asks for the files; a value keeps the tag
+        answer = self.call("GetStamtabelRecords", [("Selectie", selection(values)), ("Records", "")])
         if not answer["Result"]:
             raise ProtocolError(f"King GetStamtabelRecords {query.table}: {answer['Foutmelding']}")
         records = self._records(answer, "GetStamtabelRecords")
-        rows = [_row_texts(el) for el in records if isinstance(el.tag, str) and el.tag == "DATA"]
-        files = [_row_texts(el) for el in records if isinstance(el.tag, str) and el.tag == "PDF_BESTAND"]
+        rows = [row_texts(el) for el in records if isinstance(el.tag, str) and el.tag == "DATA"]
+        files = [row_texts(el) for el in records if isinstance(el.tag, str) and el.tag == "PDF_BESTAND"]
         meta = records.find("METADATA")
         if meta is not None and (meta.findtext("TOTALPAGES") or "").strip():
             pages = int(meta.findtext("TOTALPAGES").strip())
@@ -488,22 +397,35 @@ class KingFinanceHook(ApiHook):
             yield _frame(table.upper(), fields, list(_unseen(table.upper(), page_rows, seen)))
 
     def get_adm_info(self, tables: dict[str, Sequence[str]] | None = None) -> dict[str, dict[str, Any]]:
-        """GetAdmInfo: {table: {field: value}} (numbers as int where they are numbers)."""
+        """GetAdmInfo: {table: {field: value}} (numbers as int where they are numbers); a table
+        answered in several rows (e.g. the period dates) as its last row, all rows in
+        :meth:`get_adm_rows`."""
+        return {table: rows[-1] for table, rows in self.get_adm_rows(tables).items() if rows}
+
+    def get_adm_rows(self, tables: dict[str, Sequence[str]] | None = None) -> dict[str, list[dict[str, Any]]]:
+        """GetAdmInfo, every row of every table asked: {table: [{field: value}, ...]}."""
         tables = tables or {
             "BASFIN": ["AANTPER"],
             "PERIODEINFO": ["JRAFGESL", "PNAFGESL", "JRAFGESLGEBR", "PNAFGESLGEBR"],
         }
-        selection = dataset(("Table1", {"TABLE": t, "SELECTFIELDS": "\t".join(f)}) for t, f in tables.items())
-        answer = self.call("GetAdmInfo", [("Selectie", selection), ("Records", "")])
+        root = etree.Element("NewDataSet")
+        for table, fields in tables.items():  # the same full row as every other selection
+            row = selection_row({"TABLE": table, "SELECTFIELDS": "\t".join(fields), "MAXRESULT": 0})
+            root.append(row)
+        answer = self.call(
+            "GetAdmInfo", [("Selectie", Dataset(etree.tostring(root, encoding="unicode"))), ("Records", "")]
+        )
         if not answer["Result"]:
             raise ProtocolError(f"King GetAdmInfo: {answer['Foutmelding']}")
-        out: dict[str, dict[str, Any]] = {}
+        out: dict[str, list[dict[str, Any]]] = {}
         for element in self._records(answer, "GetAdmInfo"):
             if isinstance(element.tag, str):
-                out[element.tag] = {
-                    name: (int(text) if re.fullmatch(r"-?\d+", text or "") else text)
-                    for name, text in _row_texts(element).items()
-                }
+                out.setdefault(element.tag, []).append(
+                    {
+                        name: (int(text) if re.fullmatch(r"-?\d+", text or "") else text)
+                        for name, text in row_texts(element).items()
+                    }
+                )
         return out
 
     def closed_period(self, year: int, period: int) -> AdmPeriodState:
@@ -627,24 +549,54 @@ class KingFinanceHook(ApiHook):
                 )
             else:
                 tables.append(("DIGDOS", self._digdos(*pdf)))
-        invoice = rows[0].get("FACT") or rows[0].get("fact")
+        first_row = _upper(rows[0])
         answer = self.call(
             "CreateJournaalpost",
-            [("Journaalpost", dataset(tables)), ("Primarykey", None)],
+            [("Journaalpost", self._journal_dataset(tables)), ("Primarykey", None)],
             idempotent=False,
             before_attempt=before_attempt,
         )
         if not answer["Result"]:
-            raise RecordValidationError(invoice, answer["Foutmelding"] or "rejected without a reason")
+            raise RecordValidationError(
+                first_row.get("FACT"), answer["Foutmelding"] or "rejected without a reason"
+            )
         echo = answer.get("Journaalpost") or ""
         first = parse_xml(echo, "CreateJournaalpost Journaalpost").find("BOE") if echo else None
-        echoed = _row_texts(first) if first is not None else {}
-        key = _primary_key(answer.get("Primarykey"))
+        echoed = row_texts(first) if first is not None else {}
+        answered = answer.get("Primarykey")
+        answered = (answered[0] if answered else "") if isinstance(answered, list) else str(answered or "")
+        key = primary_key(answered)
         if key is None and {"DAGB", "JR", "PN", "RG"} <= set(echoed):
             key = booking_key(echoed["DAGB"], echoed["JR"], echoed["PN"], echoed["RG"])
         if key is None:
-            raise ProtocolError("King CreateJournaalpost: no usable Primarykey and no echoed booking")
-        return PostedBooking(key, echoed.get("FACT") or None)
+            return self._read_back(first_row, answered)
+        return PostedBooking(key, echoed.get("FACT") or None, answered)
+
+    def _journal_dataset(self, tables: list[tuple[str, dict]]):
+        """A Journaalpost dataset; with a file in it, typed when the profile says so (CS312)."""
+        typed = self.profile.pdf_mechanism == "inline_schema" and any(tag == "DIGDOS" for tag, _ in tables)
+        return dataset(tables, typed=typed)
+
+    def _read_back(self, row: dict[str, Any], answered: str) -> PostedBooking:
+        """The booking just posted, found by its marker (King answered without a usable key)."""
+        marker = row.get(self.profile.booking_marker_field)
+        found = (
+            self.find_bookings(int(row["DAGB"]), (int(row["JR"]), int(row["JR"])), marker=str(marker))
+            if marker
+            else []
+        )
+        if len(found) != 1:
+            raise ProtocolError(
+                "King CreateJournaalpost: no usable Primarykey, no echoed booking, and "
+                f"{len(found)} bookings carry its marker; check King for FACT {row.get('FACT')}"
+            )
+        return PostedBooking(found[0].key, found[0].fact, answered)
+
+    def delete_journal_entry(self, booking_key: str) -> None:
+        """DeleteJournaalpost (the preflight's write probe removes its booking)."""
+        answer = self.call("DeleteJournaalpost", [("Primarykey", booking_key)], idempotent=True)
+        if not answer["Result"]:
+            raise RecordValidationError(booking_key, answer["Foutmelding"] or "refused without a reason")
 
     def attach_pdf(
         self,
@@ -660,7 +612,7 @@ class KingFinanceHook(ApiHook):
         Not idempotent (a repeat attaches a second copy): a lost answer raises OutcomeUnknownError;
         check with :meth:`booking_files` first.
         """
-        journaalpost = dataset([("DIGDOS", self._digdos(filename, content, description))])
+        journaalpost = self._journal_dataset([("DIGDOS", self._digdos(filename, content, description))])
         answer = self.call(
             "UpdateJournaalpost",
             [("Primarykey", booking_key), ("Journaalpost", journaalpost)],
@@ -726,24 +678,8 @@ class KingFinanceHook(ApiHook):
         return rows
 
 
-def _primary_key(value: Any) -> str | None:
-    """CreateJournaalpost's Primarykey as ``DAGB;JR;PN;RG``, or None when it is not recognisable.
-
-    Its format is not documented (an ArrayOfString per the WSDL): one key per row, separated by
-    ``;``, ``,``, ``/`` or ``|``; anything else is left to the echoed rows."""
-    first = value[0] if isinstance(value, list) and value else value
-    parts = re.split(r"[;,/|]", str(first or "").strip())
-    if len(parts) != 4 or not all(re.fullmatch(r"\d+", part.strip()) for part in parts):
-        return None
-    return booking_key(*parts)
-
-
 def _upper(values: dict[str, Any]) -> dict[str, Any]:
     return {str(name).upper(): value for name, value in values.items()}
-
-
-def _row_texts(element: etree._Element) -> dict[str, str]:
-    return {child.tag: child.text or "" for child in element if isinstance(child.tag, str)}
 
 
 def _unseen(table: str, rows: list[dict[str, str]], seen: set[tuple]) -> Iterator[dict[str, str]]:

@@ -9,8 +9,10 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
+from lxml import etree
+
 from king_qics.errors import KingQicsError, ProtocolError, TransientError
-from king_qics.hooks.king_schema import key_of
+from king_qics.hooks.king_schema import key_of, to_wire
 
 OPERATORS = ("=", ">", ">=", "<", "<=", "LIKE")
 NARROWING_ATTEMPTS = 2  # attempts per call while narrowing a bad page down (it fails by design)
@@ -52,8 +54,12 @@ class TableQuery:
             select += [k for k in keys if k not in select]
         order = [order_by] if isinstance(order_by, str) else list(order_by or [])
         order = [name.upper() for name in order]
-        order += [k for k in keys if k not in order]
         conditions = list(where or [])
+        fixed = {name.upper() for name, operator, _ in conditions if operator == "="}
+        if not order and set(keys) <= fixed:  # one record: order by one field
+            order = [keys[-1]]
+        else:  # the key last, so pages are stable
+            order += [k for k in keys if k not in order]
         for name, operator, value in conditions:
             check_text(name, "a WHERE field")
             check_text(value, "a WHERE value")
@@ -68,6 +74,43 @@ class TableQuery:
 
     def between(self, field: str, low: Any, high: Any) -> TableQuery:
         return replace(self, where=(*self.where, (field, ">=", low), (field, "<=", high)))
+
+
+SELECTION_TAGS = (  # in the order the working clients send them (research notes B.1)
+    "TABLE",
+    "SELECTFIELDS",
+    "WHEREFIELDS",
+    "WHEREOPERATORS",
+    "WHEREVALUES",
+    "MUTDATE_VA",
+    "ORDERBY",
+    "MAXRESULT",
+    "PAGESIZE",
+    "SELECTPAGE",
+    "PDF_BESTAND",
+)
+ALWAYS_SENT = {"WHEREFIELDS", "WHEREOPERATORS", "WHEREVALUES", "ORDERBY"}  # even when empty
+
+
+def selection_row(values: dict[str, Any]) -> etree._Element:
+    """One ``<Table1>`` row of a Selectie: the tags in their order, WHERE* and ORDERBY always there
+    (King answers a selection without them "De selectie is incompleet, zie veld: ORDERBY"), an
+    empty one as ``<X></X>``, as the working clients send it."""
+    row = etree.Element("Table1")
+    for tag in SELECTION_TAGS:
+        if tag in values or tag in ALWAYS_SENT:
+            value = values.get(tag)
+            etree.SubElement(row, tag).text = "" if value in (None, "") else to_wire(value)
+    return row
+
+
+def selection(values: dict[str, Any]):
+    """A GetStamtabelRecords Selectie of one row, as the dataset string it is sent as."""
+    from king_qics.hooks.king_soap import Dataset
+
+    root = etree.Element("NewDataSet")
+    root.append(selection_row(values))
+    return Dataset(etree.tostring(root, encoding="unicode"))
 
 
 def read_isolated(hook, query: TableQuery, page_size: int, to_frame: Callable) -> tuple[Any, dict[str, str]]:

@@ -118,6 +118,14 @@ def _spread(diff: Decimal, weights: list[tuple[Decimal, int]], apply) -> None:
         position += 1
 
 
+@dataclass(frozen=True)
+class FiscalPeriod:
+    year: int
+    period: int
+    start: date
+    end: date  # inclusive
+
+
 @dataclass
 class KingRefs:
     """What the builder checks an invoice against, read from King once per run."""
@@ -128,15 +136,24 @@ class KingRefs:
     gl_accounts: set[int]  # GRB.NR
     cost_centers: set[int]  # KPL.NR
     debtors: set[int] = field(default_factory=set)  # DEB.NR of the debtors this run needs
+    # King's own period dates (GetAdmInfo, the profile's period_dates_table); empty: calendar
+    period_dates: list[FiscalPeriod] = field(default_factory=list)
 
     def fiscal(self, day: date) -> tuple[int, int]:
-        """(fiscal year, period) of a booking date (calendar years of ``periods`` equal periods)."""
+        """(fiscal year, period) of a booking date: from King's period dates (so a broken fiscal
+        year or 13 periods of four weeks book right), else calendar years of equal periods."""
+        if self.period_dates:
+            for period in self.period_dates:
+                if period.start <= day <= period.end and period.period != 14:
+                    return period.year, period.period
+            raise InvoiceError(f"{day} lies in no fiscal period King knows (its period dates); open the year")
         if self.periods == 12:
             return day.year, day.month
         if self.periods > 0 and 12 % self.periods == 0:
             return day.year, (day.month - 1) // (12 // self.periods) + 1
         raise InvoiceError(
-            f"King administration has {self.periods} periods a year; only divisors of 12 are supported"
+            f"King administration has {self.periods} periods a year and King gave no period dates; "
+            "without them only divisors of 12 are supported"
         )
 
     def closed(self, year: int, period: int) -> bool:

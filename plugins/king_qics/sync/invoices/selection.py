@@ -11,9 +11,11 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from king_qics.errors import ProtocolError
+from king_qics.hooks.king_schema import parse_date
 from king_qics.hooks.qics import odata_filter
 from king_qics.state import EXPORT_DONE_STATES, ExportState, InvoiceLedger
-from king_qics.sync.invoices.booking import InvoiceError, KingRefs, invoice_day, json_default
+from king_qics.sync.invoices.booking import FiscalPeriod, InvoiceError, KingRefs, invoice_day, json_default
 from king_qics.sync.invoices.report import ExportReport
 
 log = logging.getLogger(__name__)
@@ -21,6 +23,13 @@ log = logging.getLogger(__name__)
 MAX_KEYED_DEBTOR_LOOKUPS = 50  # more debtors than this: read DEB.NR in full instead
 # Past selected the snapshot is what was sent to King: it is never refreshed.
 _SENT_OR_LATER = (ExportState.BOOKING_SENT.value, ExportState.BOOKED.value, ExportState.PDF_ATTACHED.value)
+
+
+def processed_filter(adm, qics) -> str:
+    """The $filter of the processed invoices since the go-live cutoff (what the export and the
+    preflight send). A day early: an invoice date may be a UTC date-time of the cutoff's day."""
+    filter_ = odata_filter({"CompanyId": adm.company_id, "InvoiceHeaderState": "Processed"})
+    return filter_ + f" and InvoiceDate ge {(adm.book_invoices_from - timedelta(days=1)).isoformat()}"
 
 
 def snapshot_json(snapshot: dict) -> str:
@@ -37,9 +46,7 @@ class InvoiceSelection:
         """Read the processed invoices since the cutoff; record new candidates (and written-off ones
         as skipped) in the ledger. Returns the candidate snapshots (with lines and codes)."""
         cutoff = self.adm.book_invoices_from
-        filter_ = odata_filter({"CompanyId": self.adm.company_id, "InvoiceHeaderState": "Processed"})
-        # A day early: an invoice date may be a UTC date-time of the cutoff's Amsterdam day.
-        filter_ += f" and InvoiceDate ge {(cutoff - timedelta(days=1)).isoformat()}"
+        filter_ = processed_filter(self.adm, self.qics)
         headers = list(self.qics.iter_records("Invoice", filter=filter_, orderby="InvoiceHeaderId"))
         states = self.ledger.states()
         candidates = []
@@ -117,8 +124,8 @@ class InvoiceSelection:
 
 
 def king_refs(king, snapshots: Iterable[dict]) -> KingRefs:
-    """BASFIN/PERIODEINFO, the VAT codes, GL accounts and cost centers, and which of the debtors the
-    ``snapshots`` need exist in King."""
+    """BASFIN/PERIODEINFO, the period dates, the VAT codes, GL accounts and cost centers, and which
+    of the debtors the ``snapshots`` need exist in King."""
     info = king.get_adm_info()
     periods = info.get("BASFIN", {}).get("AANTPER") or 12
     vat = king.read_table("BTW", ["NR", "PERC"])
@@ -137,7 +144,36 @@ def king_refs(king, snapshots: Iterable[dict]) -> KingRefs:
         if code.isdigit():
             codes.add(int(code))
     refs.debtors = _existing_debtors(king, codes)
+    refs.period_dates = period_dates(king)
     return refs
+
+
+def period_dates(king) -> list[FiscalPeriod]:
+    """King's fiscal periods with their dates (the King profile names the GetAdmInfo table and its
+    fields); [] when the profile names none or King does not know the table (then the calendar
+    decides, and the log says so)."""
+    profile = king.profile
+    if not profile.period_dates_table:
+        return []
+    year, period, start, end = profile.period_dates_fields
+    try:
+        rows = king.get_adm_rows({profile.period_dates_table: profile.period_dates_fields})
+    except ProtocolError as exc:
+        log.warning("King gives no period dates (%s); fiscal periods follow the calendar", exc)
+        return []
+    out = []
+    for row in rows.get(profile.period_dates_table, []):
+        try:
+            out.append(
+                FiscalPeriod(
+                    int(row[year]), int(row[period]), parse_date(str(row[start])), parse_date(str(row[end]))
+                )
+            )
+        except (KeyError, TypeError, ValueError):
+            raise ProtocolError(
+                f"King {profile.period_dates_table}: a period without {profile.period_dates_fields}: {row}"
+            ) from None
+    return sorted(out, key=lambda p: (p.start, p.period))
 
 
 def _existing_debtors(king, codes: set[int]) -> set[int]:

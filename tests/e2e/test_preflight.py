@@ -1,0 +1,114 @@
+"""The go-live preflight (issue 15, section 3) against the emulators: as a command and as the
+manual DAG king_qics__preflight, read-only and with the write probe."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from sandbox.king.wire import ALTERNATIVE_EXTRAS as KING_ALTERNATIVE
+from tests.demo_data import load_fixture
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def preflight(*args: str) -> tuple[int, str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "king_qics.preflight", "--administration", "noord", *args],
+        capture_output=True, text=True, timeout=300, cwd=ROOT, env=dict(os.environ),
+    )  # fmt: skip
+    return result.returncode, result.stdout + result.stderr
+
+
+def rows(output: str) -> dict[str, str]:
+    """check name -> its result text, from the printed table."""
+    out = {}
+    for line in output.splitlines():
+        if line.startswith(("King  ", "Qics  ")):
+            api, rest = line[:4], line[6:]
+            name, _, result = rest.partition("  ")
+            out[f"{api} {name.strip()}"] = result.strip()
+    return out
+
+
+def set_extras(monkeypatch, conn_id: str, extras: dict) -> None:
+    name = f"AIRFLOW_CONN_{conn_id.upper()}"
+    conn = json.loads(os.environ[name])
+    conn["extra"] = {**conn["extra"], **extras}
+    monkeypatch.setenv(name, json.dumps(conn))
+
+
+def test_the_preflight_passes_against_the_emulators_in_their_default_profile(connections, state_store):
+    status, output = preflight()
+    assert status == 0, output
+    found = rows(output)
+    assert all(result.startswith(("ok", "unknown")) for result in found.values()), found
+    assert {
+        "King login",
+        "King table DEB",
+        "King booking look-up",
+        "King sales journal",
+        "Qics token refresh",
+    } <= set(found)
+    assert "-> ready" in output
+    assert json.loads(os.environ["AIRFLOW_CONN_KING_NOORD"])["extra"]["partner_key"] not in output
+
+
+def test_another_king_profile_shows_exactly_the_differing_rows_and_their_settings(
+    connections, state_store, monkeypatch
+):
+    connections.admin("king", "POST", "profile", json={"profile": "alternative"})
+    status, output = preflight()
+    assert status == 1, output
+    differing = {name: result for name, result in rows(output).items() if result.startswith("differs")}
+    assert set(differing) == {"King booking look-up", "King period dates"}, differing
+    assert "orderby_separator" in output and "period_dates_table" in output
+    set_extras(monkeypatch, "king_noord", KING_ALTERNATIVE)
+    status, output = preflight()
+    assert status == 0, output
+
+
+def test_the_write_probe_books_reads_back_and_deletes_one_entry(connections, state_store):
+    status, output = preflight("--write-probe", "--journal", "90")
+    assert status == 0, output
+    found = rows(output)
+    for name in (
+        "King write probe",
+        "King Primarykey",
+        "King FACT numbering",
+        "King marker read-back",
+        "King PDF read-back",
+        "King probe removed",
+    ):
+        assert found[name].startswith("ok"), (name, found[name])
+    left = [r for r in connections.state("king")["administrations"][0]["tables"]["BOE"] if r["DAGB"] == 90]
+    assert left == []
+    # a test sales journal that numbers invoices itself: reported (not blocking), the probe still works
+    fixture = load_fixture()
+    journal = {
+        "NR": 71,
+        "ZKSL": "VERKOOPTEST",
+        "OMSCHR": "Verkoop test",
+        "SRT": "V",
+        "FACT": "9000",
+        "BLOK": "N",
+    }
+    fixture["king"]["administrations"][0]["tables"]["DAGBOEK"].append(journal)
+    fixture["king"]["administrations"][0]["journals_numbering_fact"] = [71]
+    connections.admin("king", "POST", "load", json={**fixture["king"], "_base_dir": fixture["_base_dir"]})
+    status, output = preflight("--write-probe", "--journal", "71")
+    found = rows(output)
+    assert status == 0, output
+    assert found["King FACT numbering"].startswith("differs") and "9001" in found["King FACT numbering"]
+    assert found["King marker read-back"].startswith("ok") and found["King probe removed"].startswith("ok")
+
+
+def test_the_preflight_dag_checks_the_chosen_administration(run_dag, connections, state_store):
+    dag_run, states = run_dag("king_qics__preflight", administration="noord")
+    assert states == {"preflight_noord": "success", "preflight_zuid": "skipped"}
+    connections.admin("king", "POST", "profile", json={"profile": "alternative"})
+    _, states = run_dag("king_qics__preflight", administration="noord")
+    assert states["preflight_noord"] == "failed"
