@@ -294,7 +294,9 @@ def test_a_slow_token_refresh_holds_no_database_lock(sb, store, tmp_path):
     time.sleep(0.8)  # the token request is under way
     other = sqlite3.connect(store.url.removeprefix("sqlite:///"), timeout=0.5, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another task's write: must not wait for the HTTP call
-    other.execute("INSERT INTO locks (name) VALUES ('another task')")
+    other.execute(
+        "INSERT INTO watermarks (administration, king_table, read_until) VALUES ('x', 'DEB', '2026-12-01')"
+    )
     other.execute("COMMIT")
     other.close()
     reader.join(30)
