@@ -11,15 +11,9 @@ from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, MultipleCronTriggerTimetable, Param
 from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryAction, RetryRule
 
-TIMEZONE = "Europe/Amsterdam"
+from king_qics import catalog
+
 JSON_SCHEMA_DRAFT = "http://json-schema.org/draft-07/schema#"
-MASTER_DATA_ORDER = {  # task -> upstream tasks (lookups first)
-    "vat_codes": [],
-    "payment_conditions": [],
-    "cost_centers": [],
-    "items": ["vat_codes"],
-    "customers": ["vat_codes", "payment_conditions", "cost_centers"],
-}
 
 # Data errors are final (clearing the task retries the failing records); faults of the APIs are
 # retried with exponential backoff.
@@ -108,7 +102,7 @@ def _task(task_id: str, python_callable, trigger_rule: str = "all_success", **op
 
 
 def pool_name(adm, api: str) -> str:
-    return f"king_qics__{adm.id}__{api}"
+    return catalog.pool_name(adm.id, api)
 
 
 def _dag(
@@ -125,10 +119,10 @@ def _dag(
     time, no catchup, retries with backoff, the pool of the API it writes to, params, tags."""
     direction = "king->qics" if writes_to == "qics" else "qics->king"
     return DAG(
-        dag_id=f"king_qics__{adm.id}__{kind}",
+        dag_id=catalog.dag_id(adm.id, kind),
         description=description,
         schedule=MultipleCronTriggerTimetable(
-            *window_crons(adm.schedule.start, adm.schedule.end, interval_minutes), timezone=TIMEZONE
+            *window_crons(adm.schedule.start, adm.schedule.end, interval_minutes), timezone=catalog.TIMEZONE
         ),
         start_date=None,
         catchup=False,
@@ -171,7 +165,8 @@ Trigger with `{{"reconcile": true, "dry_run": true}}` for the report alone.
     )
     with dag:
         tasks = {}
-        for entity, upstream in MASTER_DATA_ORDER.items():
+        master_data = catalog.entities_of(catalog.DagKind.MASTER_DATA)
+        for entity, upstream in ((e.name, e.after) for e in master_data):
             # all_done: one rejected VAT code must not hold back every item and customer; a record
             # whose lookup is not synced fails alone ("not synced (yet)") and is retried next run.
             tasks[entity] = _task(
@@ -182,7 +177,7 @@ Trigger with `{{"reconcile": true, "dry_run": true}}` for the report alone.
                 administration_id=adm.id,
                 entity=entity,
             )
-        for entity, upstream in MASTER_DATA_ORDER.items():
+        for entity, upstream in ((e.name, e.after) for e in master_data):
             for name in upstream:
                 tasks[name] >> tasks[entity]
         # After the entity tasks, whatever their outcome, in the same Qics pool. A teardown only
@@ -193,7 +188,7 @@ Trigger with `{{"reconcile": true, "dry_run": true}}` for the report alone.
             _reconcile,
             config_path=config_path,
             administration_id=adm.id,
-            entities=list(MASTER_DATA_ORDER),
+            entities=[e.name for e in master_data],
         )
         list(tasks.values()) >> reconcile.as_teardown()
     return dag

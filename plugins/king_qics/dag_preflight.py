@@ -7,9 +7,8 @@ from datetime import timedelta
 
 from airflow.sdk import DAG, Param
 
+from king_qics.catalog import PREFLIGHT_DAG_ID as DAG_ID
 from king_qics.dag_factory import JSON_SCHEMA_DRAFT, RETRY_POLICY, _task, flag, pool_name
-
-DAG_ID = "king_qics__preflight"
 
 DOC = """
 ### King <-> Qics preflight (before going live)

@@ -10,11 +10,7 @@ small booking with a PDF is made in the test journal ``--journal``, read back an
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
-
-DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "include" / "administrations.yaml"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--administration", action="append", help="an administration id (repeatable; default all)"
     )
-    parser.add_argument("--config", default=os.environ.get("KING_QICS_CONFIG") or str(DEFAULT_CONFIG))
+    parser.add_argument("--config", help="the administrations config (default: as the DAG file finds it)")
     parser.add_argument(
         "--write-probe", action="store_true", help="also book, read back and delete a test entry"
     )
@@ -33,10 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.write_probe and args.journal is None:
         parser.error("--write-probe needs --journal (a test journal, never the sales journal in use)")
 
+    from king_qics.catalog import config_path
     from king_qics.config import load_administrations
     from king_qics.preflight import failed, table
     from king_qics.preflight.run import preflight
 
+    args.config = args.config or str(config_path())
     config = load_administrations(args.config)
     for error in config.errors:
         print(f"config: {error}", file=sys.stderr)

@@ -10,9 +10,10 @@ from decimal import Decimal
 
 import pendulum
 
+from king_qics.catalog import ENTITY_NAMES, TIMEZONE
 from king_qics.errors import AuthenticationError, KingQicsError
 from king_qics.hooks.king_bookings import BOOKING_FIELDS
-from king_qics.mapping import ENTITIES, load_mapping
+from king_qics.mapping import load_mapping
 from king_qics.preflight import Check, differs, ok, unknown
 from king_qics.sync.invoices.selection import period_dates
 
@@ -98,7 +99,7 @@ def _period_dates(king, profile) -> Check:
             verifies,
             blocking=False,
         )
-    today = pendulum.now("Europe/Amsterdam").date()
+    today = pendulum.now(TIMEZONE).date()
     current = next((p for p in periods if p.start <= today <= p.end), None)
     where = (
         f"today is {current.year}/{current.period} ({current.start} - {current.end})"
@@ -111,7 +112,7 @@ def _period_dates(king, profile) -> Check:
 def _tables(adm, king) -> list[Check]:
     """Every King table the mappings and the invoice export read, with exactly their fields."""
     wanted: dict[str, list[str]] = {}
-    for entity in ENTITIES:
+    for entity in ENTITY_NAMES:
         mapping = load_mapping(entity)
         wanted.setdefault(mapping.king_table_for(adm), []).extend(mapping.king_fields)
         for table, fields in mapping.extra_tables.items():
@@ -138,7 +139,7 @@ def _table(king, table: str, fields: list[str]) -> Check:
 
 @_guarded("booking look-up", "orderby_separator, booking_marker_field; docs/invoice_export.md")
 def _booking_look_up(adm, king) -> Check:
-    year = pendulum.now("Europe/Amsterdam").year
+    year = pendulum.now(TIMEZONE).year
     king.find_bookings(adm.sales_journal, (year, year + 1), fact="KQS-PREFLIGHT-NONE")
     king.find_bookings(adm.sales_journal, (year, year + 1), marker="king-qics-sync: preflight")
     fields = ", ".join([*BOOKING_FIELDS, king.profile.booking_marker_field])
@@ -266,7 +267,7 @@ def _probe_row(adm, king, journal: int, fact: str, marker: str) -> dict:
     sales = len(journals) and journals.iloc[0]["SRT"] == "V"
     accounts = king.read_table("GRB", ["NR"])["NR"].dropna().astype(int).tolist()
     rek = int(king.read_table("DEB", ["NR"])["NR"].dropna().iloc[0]) if sales else accounts[0]
-    today = pendulum.now("Europe/Amsterdam").date()
+    today = pendulum.now(TIMEZONE).date()
     periods = period_dates(king)
     current = next((p for p in periods if p.start <= today <= p.end), None)
     year, period = (current.year, current.period) if current else (today.year, today.month)

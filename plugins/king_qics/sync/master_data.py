@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 import pendulum
 
+from king_qics.catalog import DAILY_CUTOFF, TIMEZONE
 from king_qics.errors import RecordValidationError
 from king_qics.log_tables import reason_table
 from king_qics.lookups import synced_ids
@@ -34,11 +35,9 @@ from king_qics.state import StateStore, SyncedRecords, Watermarks, add_run_repor
 
 log = logging.getLogger(__name__)
 
-AMSTERDAM = "Europe/Amsterdam"
 # MUTDATE_VA takes a date: re-reading from the start of the watermark's day (minus this overlap)
 # means nothing changed around a run's start can slip past the watermark.
 WATERMARK_OVERLAP = timedelta(minutes=15)
-DAILY_FULL_READ_AFTER = (7, 0)  # the first run after 07:00 Amsterdam time reads every record
 # More failing records than this are re-read with one full read instead of one call per key.
 MAX_KEYED_REREADS = 50
 
@@ -88,7 +87,7 @@ def full_read_reason(watermark, started: datetime, full_refresh: bool, failing: 
     if failing > MAX_KEYED_REREADS:
         return f"{failing} failing records to re-read"
     if pendulum.instance(watermark.last_full_read_at) < daily_cutoff(started):
-        hour, minute = DAILY_FULL_READ_AFTER
+        hour, minute = DAILY_CUTOFF
         return f"first run after {hour:02d}:{minute:02d}: the daily full read"
     return None
 
@@ -96,8 +95,8 @@ def full_read_reason(watermark, started: datetime, full_refresh: bool, failing: 
 def daily_cutoff(moment: datetime) -> pendulum.DateTime:
     """The latest 07:00 Amsterdam time at or before ``moment``: what ran before it is not from
     "today" (the daily full read, the daily reconciliation)."""
-    local = pendulum.instance(moment).in_timezone(AMSTERDAM)
-    hour, minute = DAILY_FULL_READ_AFTER
+    local = pendulum.instance(moment).in_timezone(TIMEZONE)
+    hour, minute = DAILY_CUTOFF
     daily = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
     return daily.subtract(days=1) if local < daily else daily
 
@@ -229,7 +228,7 @@ class MasterDataSync:
         if reason:
             log.info("%s %s: reading every record of %s (%s)", self.adm.id, mapping.entity, table, reason)
             return self._read(table, fields), True
-        since = pendulum.instance(watermark.read_until - WATERMARK_OVERLAP).in_timezone(AMSTERDAM)
+        since = pendulum.instance(watermark.read_until - WATERMARK_OVERLAP).in_timezone(TIMEZONE)
         changed = self._read(table, fields, changed_since=since.date())
         already = set(changed[key_field].astype(str)) if len(changed) else set()
         again = self._read_keys(mapping, retry - already)

@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from king_qics import catalog
 from king_qics.ledger_words import LEDGER_STATE_WORDS
 from king_qics.state import (
     EXPORT_OPEN_STATES,
@@ -59,7 +60,7 @@ def _dicts(result) -> list[dict[str, Any]]:
 
 
 def dag_id(administration: str, kind: str) -> str:
-    return f"king_qics__{administration}__{kind}"
+    return catalog.dag_id(administration, kind)
 
 
 def _task_run(run: dict[str, Any]) -> dict[str, Any]:

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
-from zoneinfo import ZoneInfo
 
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+from king_qics.catalog import AMSTERDAM
+
 CENT = Decimal("0.01")
 KING_VAT_TOLERANCE = Decimal("0.02")  # what King accepts between BEDRBTW and BEDRBOEK x PERC
 FACT_LENGTH, OMSCHR_LENGTH = 20, 40
