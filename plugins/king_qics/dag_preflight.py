@@ -1,5 +1,6 @@
 """The manual-only DAG ``king_qics__preflight``: the go-live checks (king_qics.preflight), one task
-per administration so each shows its own result. Imported at DAG-parse time: airflow.sdk only."""
+per administration so each shows its own result. Imported at DAG-parse time: airflow.sdk and the
+task's callable only."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from airflow.sdk import DAG, Param
 
 from king_qics.catalog import PREFLIGHT_DAG_ID as DAG_ID
 from king_qics.dag_factory import JSON_SCHEMA_DRAFT, RETRY_POLICY, _task, flag, pool_name
+from king_qics.tasks.preflight import preflight
 
 DOC = """
 ### King <-> Qics preflight (before going live)
@@ -62,13 +64,7 @@ def build_preflight_dag(administrations, config_path: str) -> DAG:
         for adm in administrations:
             if adm.enabled:  # in the King pool: the write probe writes to King; King calls stay serial
                 task = _task(
-                    f"preflight_{adm.id}", _preflight, config_path=config_path, administration_id=adm.id
+                    f"preflight_{adm.id}", preflight, config_path=config_path, administration_id=adm.id
                 )
                 task.pool = pool_name(adm, "king")
     return dag
-
-
-def _preflight(config_path: str, administration_id: str, **context) -> dict:
-    from king_qics.tasks import preflight
-
-    return preflight(config_path, administration_id, context)

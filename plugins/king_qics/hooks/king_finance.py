@@ -157,12 +157,6 @@ class KingFinanceHook(ApiHook):
             )
         return str(partner_key), str(environment_code)
 
-    def __enter__(self) -> KingFinanceHook:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
     def close(self) -> None:
         """Log out (best effort) and close the HTTP session."""
         if self._session_id is not None:

@@ -27,7 +27,6 @@ import pendulum
 
 from king_qics.catalog import DAILY_CUTOFF, TIMEZONE
 from king_qics.errors import RecordValidationError
-from king_qics.log_tables import reason_table
 from king_qics.lookups import synced_ids
 from king_qics.mapping import canonical_value as canonical
 from king_qics.mapping import load_mapping, record_hash
@@ -69,9 +68,6 @@ class EntityReport:
             "full_read": self.full_read,
             "dry_run": self.dry_run,
         }
-
-    def failure_table(self) -> str:
-        return reason_table(self.failures)
 
 
 def canonical_record(record: dict) -> dict:

@@ -27,7 +27,7 @@ from king_qics.sync.invoices.booking import (
     vat_per_code,
 )
 from king_qics.sync.invoices.export import DATA_SOURCE, InvoiceExport, InvoicePending, claim_lease
-from king_qics.sync.invoices.report import ExportReport, failure_table, ledger_summary
+from king_qics.sync.invoices.report import ExportReport, ledger_sentence, ledger_summary, run_sentence
 
 __all__ = [
     "DATA_SOURCE",
@@ -42,10 +42,11 @@ __all__ = [
     "build_booking",
     "check_pdf",
     "claim_lease",
-    "failure_table",
     "invoice_day",
     "invoice_fact",
+    "ledger_sentence",
     "ledger_summary",
     "pdf_filename",
+    "run_sentence",
     "vat_per_code",
 ]

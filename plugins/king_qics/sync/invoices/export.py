@@ -173,7 +173,7 @@ class InvoiceExport:
                 )
                 continue
             rows.append(row)
-        report.selected += len(rows)
+        report.worked_on += len(rows)
         if not rows:
             log.info("%s invoice export: nothing to export", self.adm.id)
             return report
@@ -475,7 +475,7 @@ class InvoiceExport:
         for snapshot in snapshots:
             open_rows.pop(int(snapshot["InvoiceHeaderId"]), None)
         snapshots = snapshots + [json.loads(r.invoice_json) for r in open_rows.values() if r.invoice_json]
-        report.selected += len(snapshots)
+        report.worked_on += len(snapshots)
         refs = king_refs(self.king, snapshots) if snapshots else None
         for snapshot in snapshots:
             number = str(snapshot.get("InvoiceNumber") or snapshot["InvoiceHeaderId"]).strip()
@@ -490,21 +490,9 @@ class InvoiceExport:
         return report
 
     def _log(self, report: ExportReport) -> None:
-        log.info(
-            "%s invoice export: selected %d, booked %d, already booked %d, marked %d, skipped %d, "
-            "pending %d, failed %d%s",
-            self.adm.id,
-            report.selected,
-            report.booked,
-            report.already_booked,
-            report.marked,
-            report.skipped,
-            report.pending,
-            report.failed,
-            " (dry run: nothing posted, ledger unchanged)" if report.dry_run else "",
-        )
+        log.info("%s invoice export: %s", self.adm.id, report.sentence())
         for number, reason in sorted(report.waiting.items()):
-            log.info("  pending %s: %s", number, reason)
+            log.info("  waiting %s: %s", number, reason)
         for number, reason in sorted(report.failures.items()):
             log.warning("  failed %s: %s", number, reason)
 
