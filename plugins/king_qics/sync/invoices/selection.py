@@ -37,9 +37,9 @@ class InvoiceSelection:
         """Read the processed invoices since the cutoff; record new candidates (and written-off ones
         as skipped) in the ledger. Returns the candidate snapshots (with lines and codes)."""
         cutoff = self.adm.book_invoices_from
-        filter_ = odata_filter({"CompanyId": self.adm.company_id, "InvoiceHeaderState": "Processed"})
-        # A day early: an invoice date may be a UTC date-time of the cutoff's Amsterdam day.
-        filter_ += f" and InvoiceDate ge {(cutoff - timedelta(days=1)).isoformat()}"
+        # A day early: an invoice date may be a UTC date-time of the cutoff's Amsterdam day. The
+        # processed state, the enum and date literals: the Qics connection's wire profile.
+        filter_ = self.qics.processed_filter(self.adm.company_id, cutoff - timedelta(days=1))
         headers = list(self.qics.iter_records("Invoice", filter=filter_, orderby="InvoiceHeaderId"))
         states = self.ledger.states()
         candidates = []
@@ -84,13 +84,9 @@ class InvoiceSelection:
         if not headers:
             return []
         by_id = {int(h["InvoiceHeaderId"]): {**h, "lines": []} for h in headers}
-        ids = list(by_id)
-        for start in range(0, len(ids), self.qics.lines_per_request):
-            chunk = ids[start : start + self.qics.lines_per_request]
-            line_filter = " or ".join(f"InvoiceHeaderId eq {i}" for i in chunk)
-            for line in self.qics.iter_records("InvoiceLine", filter=line_filter, orderby="InvoiceLineId"):
-                if int(line["InvoiceHeaderId"]) in by_id:
-                    by_id[int(line["InvoiceHeaderId"])]["lines"].append(line)
+        # the lines from the profile's invoice-line set, their fields named as booking.py reads them
+        for invoice_id, lines in self.qics.invoice_lines(by_id).items():
+            by_id[invoice_id]["lines"] = lines
         customers = {
             int(c["CustomerCompanyId"]): c
             for c in self.qics.iter_records(
