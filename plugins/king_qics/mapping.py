@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -31,6 +32,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from king_qics import transforms as tf
+
+log = logging.getLogger(__name__)
 
 MAPPINGS_DIR = tf.INCLUDE_DIR / "mappings"
 ENTITIES = (
@@ -202,6 +205,8 @@ class MappingResult:
     errors: dict[str, str] = field(default_factory=dict)  # King key -> reason
     # King key -> what an optional lookup still waits for (the record itself is mapped)
     pending: dict[str, str] = field(default_factory=dict)
+    # King key -> why a mapped record may not be all King holds (logged as a warning by apply)
+    warnings: dict[str, str] = field(default_factory=dict)
 
     def payloads(self) -> dict[str, dict[str, Any]]:
         """King key -> Qics record (dict), for callers that want plain dicts."""
@@ -332,7 +337,9 @@ class EntityMapping(_Spec):
         columns: dict[str, pd.Series] = {}
         field_errors: dict[str, pd.Series] = {}
         field_pending: dict[str, pd.Series] = {}
+        field_warnings: list[tuple[str, pd.Series]] = []
         for name, spec in self.fields.items():
+            raised = len(ctx.warnings)
             if spec.lookup is not None and spec.lookup.optional:
                 values, field_pending[name] = _lookup(spec.lookup, ctx)
                 columns[name] = values
@@ -347,6 +354,7 @@ class EntityMapping(_Spec):
             columns[name] = tf.finalize(values)
             if problems is not None:
                 field_errors[name] = problems
+            field_warnings += [(name, messages) for _, messages in ctx.warnings[raised:]]
 
         records = pd.DataFrame(columns, index=frame.index)
         records.index = pd.Index(keys.astype(str).to_numpy(dtype=object), name=self.king_key)
@@ -373,7 +381,24 @@ class EntityMapping(_Spec):
                 key = str(keys.iloc[position])
                 if key not in errors:
                     pending[key] = "; ".join(filter(None, (pending.get(key), f"{name}: {note}")))
-        return MappingResult(records=records, errors=errors, pending=pending)
+        warnings = _warnings(field_warnings, keys, errors)
+        for key, warning in warnings.items():
+            log.warning("%s %s: %s", self.entity, key, warning)
+        return MappingResult(records=records, errors=errors, pending=pending, warnings=warnings)
+
+
+def _warnings(raised: list[tuple[str, pd.Series]], keys: pd.Series, errors: dict[str, str]) -> dict[str, str]:
+    """King key -> the warnings of its mapped record, one line per message with the fields it hit."""
+    by_key: dict[str, dict[str, list[str]]] = {}
+    for name, messages in raised:
+        for position, message in messages[messages.notna()].items():
+            key = str(keys.iloc[position])
+            if key not in errors:
+                by_key.setdefault(key, {}).setdefault(str(message), []).append(name)
+    return {
+        key: "; ".join(f"{', '.join(fields)}: {message}" for message, fields in found.items())
+        for key, found in by_key.items()
+    }
 
 
 def _walk(mapping: EntityMapping, pick) -> list:

@@ -12,6 +12,7 @@ King fields they declare in ``RULES`` and the administration's defaults.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -42,6 +43,7 @@ EMAIL_PATTERN = r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A
 TRUE_WORDS = {"J", "JA", "Y", "YES", "TRUE", "1", "T"}
 FALSE_WORDS = {"N", "NEE", "NO", "FALSE", "0", "F"}
 HOUR_UNITS = {"uur", "uren", "u"}
+ADDRESS_SEPARATORS = re.compile(r"[;,]")
 
 
 @dataclass
@@ -53,6 +55,13 @@ class Context:
     lookups: dict[str, dict[str, int]] = field(default_factory=dict)
     extra_tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     today: date = field(default_factory=date.today)
+    # (rows, message) pairs a transform raised: the record is mapped, and the task log says why
+    # it may not be what King holds (mapping.MappingResult.warnings)
+    warnings: list[tuple[pd.Series, pd.Series]] = field(default_factory=list)
+
+    def warn(self, mask: pd.Series, messages: pd.Series | str) -> None:
+        if mask.any():
+            self.warnings.append((mask, _errors_where(mask, messages)))
 
     def config(self, path: str) -> Any:
         """``defaults.item_type``, ``company_id``, ... of the administration."""
@@ -302,6 +311,40 @@ def t_email(values: pd.Series, ctx: Context, arg: str | None) -> Result:
     return keep(out, ~bad), _errors_where(bad, "'" + out.astype(str) + "' is not a valid e-mail address")
 
 
+def _addresses(text: str) -> tuple[str | None, str | None, str | None]:
+    """(first address, error, warning) of a text holding addresses separated by ';' or ','."""
+    found = [part for part in (p.strip() for p in ADDRESS_SEPARATORS.split(text)) if part]
+    invalid = [address for address in found if not re.fullmatch(EMAIL_PATTERN, address)]
+    if invalid:
+        return None, f"'{text}' holds an invalid e-mail address ({invalid[0]!r})", None
+    if len(found) < 2:
+        return (found[0] if found else None), None, None
+    warning = (
+        f"{len(found)} e-mail addresses ({'; '.join(found)}): only the first, {found[0]}, is synced"
+        " (Qics takes one address per field)"
+    )
+    return found[0], None, warning
+
+
+def t_first_email(values: pd.Series, ctx: Context, arg: str | None) -> Result:
+    """The first of the e-mail addresses a King field holds, separated by ';' or ',' (a common King
+    setup: "facturen@x.nl; administratie@x.nl"). Every address must be valid, else the record fails;
+    with several, the record is synced with the first and the task log says so (a warning)."""
+    out, _ = t_strip(values, ctx, None)
+    present = out.notna()
+    several = present & out.where(present, "").astype(str).str.contains(r"[;,]", regex=True)
+    first, errors = t_email(keep(out, ~several), ctx, None)  # one address: as the email transform
+    if not several.any():
+        return first, errors
+    parsed = out[several].map(_addresses)
+    errors = errors if errors is not None else blank(values.index)
+    warnings = blank(values.index)
+    for position, (address, error, warning) in parsed.items():
+        first[position], errors[position], warnings[position] = address, error, warning
+    ctx.warn(warnings.notna(), warnings)
+    return first, errors if errors.notna().any() else None
+
+
 def t_date(values: pd.Series, ctx: Context, arg: str | None) -> Result:
     """A date as ISO text 'YYYY-MM-DD' (from date, datetime or text)."""
     empty = missing(values)
@@ -341,6 +384,7 @@ TRANSFORMS: dict[str, Callable[..., Result]] = {
     "country_code": t_country_code,
     "country_name": t_country_name,
     "email": t_email,
+    "first_email": t_first_email,
     "date": t_date,
     "join": t_join,
 }

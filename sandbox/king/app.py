@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from lxml import etree
 
 from sandbox.common import Calls, DropResponseMiddleware, Faults, admin_router
@@ -72,6 +72,7 @@ class KingEmulator(ReadOperations, JournalOperations):
             admin_router(name="king", state=self.state, load=self.load, calls=self.calls, faults=self.faults)
         )
         self.wire = PROFILES["default"]
+        self.app.add_api_route("/_sandbox/profile", self.admin_get_profile, methods=["GET"])
         self.app.add_api_route("/_sandbox/profile", self.admin_profile, methods=["POST"])
         self.app.add_api_route("/_sandbox/bookings", self.admin_hand_booking, methods=["POST"])
         self.app.add_api_route("/_sandbox/answer_shape", self.admin_answer_shape, methods=["POST"])
@@ -108,13 +109,21 @@ class KingEmulator(ReadOperations, JournalOperations):
         with self.lock:
             return {**self.store.state(), "profile": self.wire.name}
 
-    async def admin_profile(self, request: Request) -> dict:
-        """``POST /_sandbox/profile {"profile": "default" | "alternative"}`` (sandbox/king/wire.py)."""
+    def admin_get_profile(self) -> dict:
+        return {"name": self.wire.name}
+
+    async def admin_profile(self, request: Request):
+        """``POST /_sandbox/profile {"name": "default" | "alt"}`` (sandbox/king/wire.py), as for Qics."""
         body = await request.json()
+        name = body.get("name") if isinstance(body, dict) else None
+        if name not in PROFILES:
+            return JSONResponse(
+                {"error": f"no King wire profile {name!r}: {sorted(PROFILES)}"}, status_code=400
+            )
         with self.lock:
-            self.wire = PROFILES[body["profile"]]
+            self.wire = PROFILES[name]
             self._query_cache.clear()
-        return {"profile": self.wire.name}
+        return {"name": self.wire.name}
 
     def expire_sessions(self) -> None:
         with self.lock:

@@ -43,7 +43,7 @@ class JournalOperations:
 
     def _tables(self, dataset: etree._Element) -> list[etree._Element]:
         """The data rows of a Journaalpost; an inline schema is read (default profile) or, for an
-        emulator in the alternative profile that takes untyped files only, refused."""
+        emulator in the alt profile that takes untyped files only, refused."""
         rows = []
         for child in dataset:
             if not isinstance(child.tag, str):

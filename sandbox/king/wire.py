@@ -1,9 +1,9 @@
 """The wire profile the King emulator speaks: "default" is what the public evidence says the real
-service does; "alternative" differs in every setting of the client's King profile that the
+service does; "alt" differs in every setting of the client's King profile that the
 emulator can check, so that a test can prove those settings work (and that the wrong ones fail).
 
-Chosen with ``python -m sandbox serve --king-profile alternative``, the fixture's ``"profile"``
-key of the King section, or ``POST /_sandbox/profile {"profile": "alternative"}``.
+Chosen with ``python -m sandbox serve --king-profile alt``, the fixture's ``"profile"``
+key of the King section, or ``POST /_sandbox/profile {"name": "alt"}``.
 """
 
 from __future__ import annotations
@@ -22,11 +22,9 @@ class KingWire:
 
 PROFILES = {
     "default": KingWire("default", ";", True, "PERIODEDATUMS", ("JR", "PN", "DATVAN", "DATTOT")),
-    "alternative": KingWire(
-        "alternative", ",", False, "PERIODEN", ("JAAR", "PERIODE", "BEGINDATUM", "EINDDATUM")
-    ),
+    "alt": KingWire("alt", ",", False, "PERIODEN", ("JAAR", "PERIODE", "BEGINDATUM", "EINDDATUM")),
 }
-# The client's King profile extras that match the "alternative" emulator (tests, README).
+# The client's King profile extras that match the "alt" emulator (tests, README).
 ALTERNATIVE_EXTRAS = {
     "soap_version": "1.2",
     "orderby_separator": ",",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from decimal import Decimal
 from pathlib import Path
 
@@ -399,3 +400,29 @@ def test_a_failing_debtor_deleted_in_king_leaves_the_failing_list(first_run, run
     _, states = run_dag(DAG_ID)
     assert states["customers"] == "success"
     assert SyncedRecords(state_store, "noord", "customers").failing() == {}
+
+
+def test_a_debtor_with_several_email_addresses_is_synced_with_the_first(run_dag, sandbox, caplog):
+    """King's EMAIL often holds several addresses ("a; b"): the debtor is synced with the first as
+    visit-address e-mail and invoice recipient, and the task log warns that the other is not."""
+    fixture = json.loads(json.dumps(DEMO))
+    fixture["_base_dir"] = str(ROOT / "sandbox" / "fixtures")
+    debtor = next(r for r in fixture["king"]["administrations"][0]["tables"]["DEB"] if r["NR"] == 10002)
+    debtor["EMAIL"] = "facturen@energiebos.nl; Administratie@energiebos.nl"
+    sandbox.load(fixture)
+    caplog.set_level(logging.INFO, logger="king_qics")
+    _, states = run_dag(DAG_ID)
+    assert states["customers"] == "failed"  # 10006 only, by design
+    customer = by_code(sandbox, "CustomerCompany", "CustomerCode")["10002"]
+    assert customer["VisitAddressEmailAddress"] == customer["SendInvoiceTo"] == "facturen@energiebos.nl"
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "king_qics.mapping" and r.levelno == logging.WARNING
+    ]
+    assert len(warnings) == 2  # the customers task, and the reconciliation (it maps King the same way)
+    assert set(warnings) == {
+        "customers 10002: VisitAddressEmailAddress, SendInvoiceTo: 2 e-mail addresses"
+        " (facturen@energiebos.nl; Administratie@energiebos.nl): only the first, facturen@energiebos.nl,"
+        " is synced (Qics takes one address per field)"
+    }

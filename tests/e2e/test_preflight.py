@@ -60,7 +60,7 @@ def test_the_preflight_passes_against_the_emulators_in_their_default_profile(con
 def test_another_king_profile_shows_exactly_the_differing_rows_and_their_settings(
     connections, state_store, monkeypatch
 ):
-    connections.admin("king", "POST", "profile", json={"profile": "alternative"})
+    connections.admin("king", "POST", "profile", json={"name": "alt"})
     status, output = preflight()
     assert status == 1, output
     differing = {name: result for name, result in rows(output).items() if result.startswith("differs")}
@@ -109,6 +109,6 @@ def test_the_write_probe_books_reads_back_and_deletes_one_entry(connections, sta
 def test_the_preflight_dag_checks_the_chosen_administration(run_dag, connections, state_store):
     dag_run, states = run_dag("king_qics__preflight", administration="noord")
     assert states == {"preflight_noord": "success", "preflight_zuid": "skipped"}
-    connections.admin("king", "POST", "profile", json={"profile": "alternative"})
+    connections.admin("king", "POST", "profile", json={"name": "alt"})
     _, states = run_dag("king_qics__preflight", administration="noord")
     assert states["preflight_noord"] == "failed"

@@ -48,7 +48,7 @@ def synced(run_dag, sandbox):
 def test_employees_and_projects_are_synced_with_their_fields(synced, sandbox, state_store):
     _, states = synced
     assert states == {"employees": "success", "projects": "success", "customer_managers": "success"}
-    employees = qics(sandbox, "EmployeeCompany", "EmployeeNumber")
+    employees = qics(sandbox, "EmployeeCompany", "Abbreviation")
     assert set(employees) == {row["ZKSL"] for row in KING["MEDEWERKER"]}
     for row in KING["MEDEWERKER"]:
         employee = employees[row["ZKSL"]]
@@ -56,6 +56,7 @@ def test_employees_and_projects_are_synced_with_their_fields(synced, sandbox, st
         assert (employee.get("MiddleName") or None) == (row.get("TSNVGSL") or None)
         assert employee["LastName"] == row["ACHTERNM"]
         assert employee["EmailAddress"] == row["EMAIL"]
+        assert employee["EmployeeNumber"] == row["PERSNR"]  # an integer, from King's PERSNR
         assert employee["IsActive"] is (row.get("BLOK", "N") != "J" and not _left(row))
 
     projects = qics(sandbox, "Project", "ProjectCode")
@@ -101,7 +102,7 @@ def test_one_changed_employee_field_gives_one_put(synced, run_dag, sandbox):
     run_dag(DAG_ID)
     assert writes(sandbox) == {"PUT EmployeeCompany": 1}
     assert (
-        qics(sandbox, "EmployeeCompany", "EmployeeNumber")["PBAKKER"]["EmailAddress"]
+        qics(sandbox, "EmployeeCompany", "Abbreviation")["PBAKKER"]["EmailAddress"]
         == "petra.bakker@example.nl"
     )
 
@@ -150,7 +151,7 @@ def test_a_customer_gets_its_manager_on_the_next_master_data_run_after_the_emplo
     sandbox.reset_calls()
     run_dag(MASTER_DATA)
     assert writes(sandbox) == {"PUT CustomerCompany": 1}
-    manager = qics(sandbox, "EmployeeCompany", "EmployeeNumber")["SDEVRIES"]
+    manager = qics(sandbox, "EmployeeCompany", "Abbreviation")["SDEVRIES"]
     customer = qics(sandbox, "CustomerCompany", "CustomerCode")["10005"]
     assert str(customer["ManagerEmployeeCompanyId"]) == str(manager["EmployeeCompanyId"])
     assert SyncedRecords(state_store, "noord", "customers").pending() == {}

@@ -24,7 +24,7 @@ def set_extras(monkeypatch, conn_id: str, extras: dict) -> None:
 def test_the_sync_runs_against_king_in_another_wire_profile_with_the_matching_extras(
     run_dag, sandbox, state_store, monkeypatch
 ):
-    sandbox.admin("king", "POST", "profile", json={"profile": "alternative"})
+    sandbox.admin("king", "POST", "profile", json={"name": "alt"})
     _, states = run_dag(INVOICES)  # the default profile against it: refused as production would be
     assert states["export"] == "failed"
     assert "CreateJournaalpost" not in sandbox.calls("king")  # refused at the look-up, nothing posted
@@ -37,4 +37,4 @@ def test_the_sync_runs_against_king_in_another_wire_profile_with_the_matching_ex
     marked = {row.invoice_number for row in InvoiceLedger(state_store, "noord").rows(("marked",))}
     assert marked == {"N2026001", "N2026002", "N2026003"}
     king = sandbox.state("king")["administrations"][0]
-    assert king["documents"] and sandbox.state("king")["profile"] == "alternative"
+    assert king["documents"] and sandbox.state("king")["profile"] == "alt"

@@ -89,7 +89,7 @@ def test_several_orderby_fields_are_joined_with_semicolons_as_the_working_client
     assert out["GetStamtabelRecordsResult"] == "true" and rows[0]["PLAATS"] <= rows[-1]["PLAATS"]
     _, _, out = select(king, session, TABLE="DEB", SELECTFIELDS="NR", ORDERBY="PLAATS,NR")
     assert out["GetStamtabelRecordsResult"] == "false" and "PLAATS,NR" in out["Foutmelding"]
-    king.admin("king", "POST", "profile", json={"profile": "alternative"})
+    king.admin("king", "POST", "profile", json={"name": "alt"})
     _, _, out = select(king, session, TABLE="DEB", SELECTFIELDS="NR", ORDERBY="PLAATS,NR")
     assert out["GetStamtabelRecordsResult"] == "true"
     _, _, out = select(king, session, TABLE="DEB", SELECTFIELDS="NR", ORDERBY="PLAATS;NR")
@@ -146,7 +146,7 @@ def test_valid_base64_in_an_untyped_dataset_is_refused_cs312_and_a_typed_one_is_
     assert untyped["Foutmelding"].endswith("naar het type System.Byte[]. (CS312)")
     typed = create_journaalpost(king, session, boe(), digdos=[{"FILENAME": "f.pdf", "FILE": PDF}])
     assert typed["CreateJournaalpostResult"] == "true", typed["Foutmelding"]
-    king.admin("king", "POST", "profile", json={"profile": "alternative"})  # takes untyped files only
+    king.admin("king", "POST", "profile", json={"name": "alt"})  # takes untyped files only
     again = create_journaalpost(
         king, session, boe(FACT="2026-0043"), digdos=[{"FILENAME": "g.pdf", "FILE": PDF}]
     )
@@ -266,10 +266,10 @@ def test_without_period_dates_the_calendar_decides(env, monkeypatch):
 
 def test_period_dates_under_other_names_are_read_as_the_profile_names_them(env, monkeypatch):
     broken_year(env, 12)
-    env.admin("king", "POST", "profile", json={"profile": "alternative"})
+    env.admin("king", "POST", "profile", json={"name": "alt"})
     with hook() as h:
         rows = h.get_adm_rows({"PERIODEN": ["JAAR", "PERIODE", "BEGINDATUM", "EINDDATUM"]})["PERIODEN"]
     assert {"JAAR": 2026, "PERIODE": 4, "BEGINDATUM": "01-10-2026", "EINDDATUM": "31-10-2026"} in rows
     assert json.dumps(rows)
     response = requests.get(f"{env.king_base}/_sandbox/state", timeout=10).json()
-    assert response["profile"] == "alternative"
+    assert response["name"] == "alt"

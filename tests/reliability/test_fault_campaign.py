@@ -57,7 +57,7 @@ QICS_SETS = [
     "EmployeeCompany",
     "Project",
     "Invoice",
-    "InvoiceLine",
+    "OverviewInvoiceLine",
     "EntityState",
 ]
 # Not "POST token": QicsMilestones refresh tokens are single-use, so a refresh whose answer is lost
@@ -150,7 +150,7 @@ def wait_for_claims(store, limit: float = 120) -> float:
 CHANGES = [  # King table, key field, King field, Qics entity, Qics code field, Qics field
     ("DEB", "NR", "PLAATS", "CustomerCompany", "CustomerCode", "VisitAddressCity"),
     ("ART", "NR", "OMSCHR", "ItemCompany", "ItemCode", "Name"),
-    ("MEDEWERKER", "ZKSL", "ACHTERNM", "EmployeeCompany", "EmployeeNumber", "LastName"),
+    ("MEDEWERKER", "ZKSL", "ACHTERNM", "EmployeeCompany", "Abbreviation", "LastName"),
     ("KDR", "NR", "OMSCHR", "Project", "ProjectCode", "Name"),
 ]
 
@@ -271,7 +271,7 @@ STORED_ENTITIES = [  # state-store entity, Qics entity, its id field, its code f
     ("cost_centers", "CostCenter", "CostCenterId", "Code"),
     ("items", "ItemCompany", "ItemCompanyId", "ItemCode"),
     ("customers", "CustomerCompany", "CustomerCompanyId", "CustomerCode"),
-    ("employees", "EmployeeCompany", "EmployeeCompanyId", "EmployeeNumber"),
+    ("employees", "EmployeeCompany", "EmployeeCompanyId", "Abbreviation"),
     ("projects", "Project", "ProjectId", "ProjectCode"),
 ]
 

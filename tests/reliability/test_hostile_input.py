@@ -41,7 +41,7 @@ ENTITY = {  # King table -> (state-store entity, Qics entity, Qics code field)
     "BTW": ("vat_codes", "VatCode", "Code"),
     "BETCOND": ("payment_conditions", "PaymentCondition", "Code"),
     "KPL": ("cost_centers", "CostCenter", "Code"),
-    "MEDEWERKER": ("employees", "EmployeeCompany", "EmployeeNumber"),
+    "MEDEWERKER": ("employees", "EmployeeCompany", "Abbreviation"),
     "KDR": ("projects", "Project", "ProjectCode"),
 }
 TEXT_FIELDS = {  # King table -> King text field -> the Qics field it lands in
@@ -174,6 +174,7 @@ def hostile_fixture(tmp_path: Path) -> dict:
     templates["BTW"] = copy.deepcopy(next(r for r in tables["BTW"] if str(r["PERC"]) == "21"))
     for record in templates.values():
         record.pop("_mutdate", None)
+    templates["MEDEWERKER"].pop("PERSNR", None)  # Qics's EmployeeNumber is unique: the copies go without
     for case in CASES:
         record = {**templates[case.table], **case.values}
         record["NR" if case.table != "MEDEWERKER" else "ZKSL"] = (
@@ -184,7 +185,9 @@ def hostile_fixture(tmp_path: Path) -> dict:
         tables[case.table].append(record)
     qics = fixture["qics"]
     template = next(i for i in qics["entities"]["Invoice"] if i["InvoiceHeaderId"] == "1")
-    template_line = next(line for line in qics["entities"]["InvoiceLine"] if line["InvoiceHeaderId"] == "1")
+    template_line = next(
+        line for line in qics["entities"]["OverviewInvoiceLine"] if line["InvoiceHeaderId"] == "1"
+    )
     not_a_pdf = tmp_path / "not-a-pdf.pdf"
     not_a_pdf.write_bytes(b"<html>this is not a PDF</html>")
     for number, (case, (header, lines, _)) in enumerate(INVOICE_CASES.items(), start=900):
@@ -193,7 +196,7 @@ def hostile_fixture(tmp_path: Path) -> dict:
             {**template, **header, "InvoiceHeaderId": hid, "InvoiceNumber": f"H{number}", "InvoiceText": case}
         )
         for line in [{}] if lines is None else lines:
-            qics["entities"]["InvoiceLine"].append(
+            qics["entities"]["OverviewInvoiceLine"].append(
                 {**template_line, **line, "InvoiceLineId": str(number * 10), "InvoiceHeaderId": hid}
             )
         source = fixture["_base_dir"] + "/" + qics["invoice_pdfs"]["1"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -559,8 +560,9 @@ def test_employees_from_the_universe_and_active_rule():
             "ACHTERNM": last,
             "EMAIL": email,
             "BLOK": False,
+            "PERSNR": 100 + number,
         }
-        for zksl, first, middle, last, email in universe.EMPLOYEES
+        for number, (zksl, first, middle, last, email) in enumerate(universe.EMPLOYEES, start=1)
     ]
     rows[0]["DATUITDIENST"] = date(2026, 1, 31)  # left: inactive
     rows[1]["DATUITDIENST"] = "2026-12-31"  # leaves later: active until then
@@ -571,8 +573,10 @@ def test_employees_from_the_universe_and_active_rule():
     )
     assert result.errors == {}
     records = result.records
+    number = 100 + [e[0] for e in universe.EMPLOYEES].index("SDEVRIES") + 1
     assert records.loc["SDEVRIES"].to_dict() == {
-        "EmployeeNumber": "SDEVRIES",
+        "Abbreviation": "SDEVRIES",
+        "EmployeeNumber": number,
         "FirstName": "S.",
         "MiddleName": "de",
         "LastName": "Vries",
@@ -581,12 +585,77 @@ def test_employees_from_the_universe_and_active_rule():
         "CompanyId": 1,
     }
     assert records.loc["PBAKKER", "MiddleName"] is None  # "" -> None
+    assert records.loc["BLOKKED", "EmployeeNumber"] is None  # no PERSNR: no number (Qics: Nullable)
     assert records["IsActive"].to_dict() == {
         "JJANSEN": False,
         "PBAKKER": True,
         "SDEVRIES": True,
         "BLOKKED": False,
     }
+
+
+def test_employee_number_is_an_integer_and_the_king_key_goes_to_the_abbreviation():
+    """Qics's EmployeeNumber is an integer (ResourceNumber); King's key ZKSL is text. A PERSNR that is
+    not a whole number fails that record alone, with its reason; a textual ZKSL never reaches the number."""
+    frame = pd.DataFrame(
+        [
+            {"ZKSL": "SDEVRIES", "PERSNR": "103", "ROEPNM": "Sanne", "ACHTERNM": "Vries", "BLOK": "N"},
+            {"ZKSL": "12", "PERSNR": "A12", "ROEPNM": "Piet", "ACHTERNM": "Puk", "BLOK": "N"},
+            {"ZKSL": "KBOS", "PERSNR": 7.5, "ROEPNM": "Kees", "ACHTERNM": "Bos", "BLOK": "N"},
+        ]
+    )
+    result = load_mapping("employees").apply(frame, administration=ADM, lookups={}, today=date(2026, 6, 1))
+    assert list(result.records.index) == ["SDEVRIES"]
+    assert result.records.loc["SDEVRIES", "EmployeeNumber"] == 103
+    assert result.records.loc["SDEVRIES", "Abbreviation"] == "SDEVRIES"
+    assert result.errors == {
+        "12": "EmployeeNumber: 'A12' is not a whole number",
+        "KBOS": "EmployeeNumber: '7.5' is not a whole number",
+    }
+    mapping = load_mapping("employees")
+    assert mapping.natural_key({"Abbreviation": "SDEVRIES", "CompanyId": 1, "EmployeeNumber": 103}) == {
+        "Abbreviation": "SDEVRIES",
+        "CompanyId": 1,
+    }
+    assert mapping.king_key_of({"Abbreviation": "SDEVRIES", "EmployeeNumber": 103}) == "SDEVRIES"
+
+
+@pytest.mark.parametrize("separator", [";", ",", " ; ", ";\n"])
+def test_a_debtor_with_several_email_addresses_is_synced_with_the_first(separator, caplog):
+    caplog.set_level(logging.WARNING, logger="king_qics.mapping")
+    addresses = ["facturen@korenbloem.nl", "Administratie@Korenbloem.nl", "jan@korenbloem.nl"]
+    result = load_mapping("customers").apply(
+        debtors(EMAIL=separator.join(addresses) + separator), administration=ADM, lookups=LOOKUPS
+    )
+    assert result.errors == {}
+    record = result.records.iloc[0]
+    assert record["VisitAddressEmailAddress"] == record["SendInvoiceTo"] == "facturen@korenbloem.nl"
+    warning = (
+        "VisitAddressEmailAddress, SendInvoiceTo: 3 e-mail addresses (facturen@korenbloem.nl;"
+        " Administratie@Korenbloem.nl; jan@korenbloem.nl): only the first, facturen@korenbloem.nl, is synced"
+    )
+    assert result.warnings["10000"].startswith(warning)
+    assert f"customers 10000: {warning}" in caplog.text
+
+
+def test_email_lists_with_an_invalid_address_fail_and_one_address_does_not_warn():
+    frame = pd.concat(
+        [
+            debtors(NR=1, EMAIL="a@korenbloem.nl; geen adres"),
+            debtors(NR=2, EMAIL=" ; "),
+            debtors(NR=3, EMAIL="b@korenbloem.nl;"),
+            debtors(NR=4, EMAIL="c@korenbloem.nl"),
+        ]
+    )
+    result = load_mapping("customers").apply(frame, administration=ADM, lookups=LOOKUPS)
+    assert list(result.records.index) == ["2", "3", "4"]
+    assert (
+        "VisitAddressEmailAddress: 'a@korenbloem.nl; geen adres' holds an invalid e-mail address"
+        " ('geen adres')" in result.errors["1"]
+    )
+    assert result.records.loc["2", "SendInvoiceTo"] is None
+    assert result.records.loc["3", "SendInvoiceTo"] == "b@korenbloem.nl"
+    assert result.warnings == {}
 
 
 def test_projects_from_kdr():

@@ -10,6 +10,8 @@ the old one. So:
   the new tokens; the others poll the stored row until the new access token is there;
 - the chain remembers (as a keyed fingerprint) which connection refresh token it grew from: when
   the connection holds a different one (the user re-authorized), the chain restarts from it.
+The client authenticates at the token endpoint as the wire profile's ``oauth_client_auth`` says
+(form fields or HTTP Basic), with the profile's API-key header when it has one.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
+from urllib.parse import quote_plus
 
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
@@ -83,7 +86,10 @@ class OAuthTokens:
         client_id: str,
         client_secret: str,
         refresh_token: str,
+        client_auth: str = "body",
     ):
+        if client_auth not in ("body", "basic"):
+            raise ValueError(f"oauth_client_auth must be 'body' or 'basic', not {client_auth!r}")
         missing = [
             n
             for n, v in (
@@ -101,6 +107,7 @@ class OAuthTokens:
         mask(client_secret, refresh_token)
         self.hook, self.store = hook, store
         self.conn_id = hook.conn_id
+        self.client_auth = client_auth
         self.client_id, self._client_secret, self._seed = (
             str(client_id),
             str(client_secret),
@@ -139,6 +146,11 @@ class OAuthTokens:
         return self._refresh(rejected=rejected)
 
     # -- internals ---------------------------------------------------------------------------------
+
+    def _how_sent(self) -> str:
+        how = "by HTTP Basic" if self.client_auth == "basic" else "in the request body"
+        header = self.hook.profile.api_key_header
+        return how + (f", API key in {header}" if header else ", no API key")
 
     def _decrypt(self, value: str | None) -> str | None:
         if not value:
@@ -208,19 +220,25 @@ class OAuthTokens:
         log.info("qics: refreshed the OAuth access token of connection %s", self.conn_id)
         return grant.access_token
 
+    def _client_credentials(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(form fields, headers) that authenticate the client, as the profile's oauth_client_auth says:
+        in the body, or HTTP Basic with id and secret form-encoded first (RFC 6749 §2.3.1)."""
+        if self.client_auth == "basic":
+            pair = f"{quote_plus(self.client_id)}:{quote_plus(self._client_secret)}"
+            basic = base64.b64encode(pair.encode()).decode()
+            mask(basic)
+            return {}, {"Authorization": f"Basic {basic}"}
+        return {"client_id": self.client_id, "client_secret": self._client_secret}, {}
+
     def _grant(self, refresh_token: str, from_chain: bool) -> _Grant:
+        fields, auth_headers = self._client_credentials()
         response = self.hook.send(
             "POST token",
             "POST",
             TOKEN_ENDPOINT,
             idempotent=True,  # a repeat with a burnt token only yields invalid_grant
-            data={
-                "grant_type": "refresh_token",
-                "refresh_token": refresh_token,
-                "client_id": self.client_id,
-                "client_secret": self._client_secret,
-            },
-            headers={"Accept": "application/json"},
+            data={"grant_type": "refresh_token", "refresh_token": refresh_token, **fields},
+            headers={"Accept": "application/json", **self.hook.service_headers, **auth_headers},
         )
         try:
             body = response.json()
@@ -233,7 +251,8 @@ class OAuthTokens:
             if error == "invalid_client":
                 raise AuthenticationError(
                     f"QicsMilestones refused the client credentials of connection {self.conn_id!r}"
-                    " (invalid_client): check the client ID and secret."
+                    f" (invalid_client, sent {self._how_sent()}): check the client ID and secret, the"
+                    " profile's oauth_client_auth (body or basic) and, if the service wants one, the API key."
                 )
             if error == "invalid_grant":
                 source = (

@@ -1,19 +1,17 @@
-"""QicsMilestonesHook: OAuth2 (rotating refresh token), paged OData reads, writes, invoices, PDFs.
+"""QicsMilestonesHook: OAuth2 (rotating refresh token), paged OData reads, writes.
 
-Every request goes through :meth:`ApiHook.send` (timeouts, retries, counters). On the wire,
-QicsMilestones serialises 64-bit ids and decimals as JSON strings; this hook returns ids as
-``int`` (``Int64`` columns in DataFrames), decimals as :class:`~decimal.Decimal` and booleans as
-``bool``, and accepts ids/decimals as numbers or strings (Decimals are sent as strings).
+Every request goes through :meth:`ApiHook.send` (timeouts, retries, counters). Values are typed as
+king_qics.hooks.qics_odata describes; every guess about the real wire (literal styles, the
+invoice-line set, the PDF route, client authentication, an API key, the page size) is read from the
+connection's wire profile (:attr:`QicsMilestonesHook.profile`, king_qics.hooks.qics_profile).
+Invoices, PDFs, EntityState and ``$metadata``: king_qics.hooks.qics_invoices.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,36 +26,35 @@ from king_qics.errors import (
     RecordValidationError,
     TransientError,
 )
-from king_qics.hooks.base import ApiHook
+from king_qics.hooks.base import ApiHook, mask
+from king_qics.hooks.qics_invoices import QicsInvoices
+from king_qics.hooks.qics_odata import (
+    ODATA_ROOT,
+    ODataFilter,
+    error_message,
+    key,
+    odata_filter,
+    odata_literal,
+    to_frame,
+    to_wire,
+    typed,
+)
+from king_qics.hooks.qics_profile import QicsProfile
+
+__all__ = [
+    "ODATA_ROOT",
+    "ODataFilter",
+    "QicsMilestonesHook",
+    "WriteOutcome",
+    "odata_filter",
+    "odata_literal",
+    "to_frame",
+    "to_wire",
+]
 
 log = logging.getLogger(__name__)
 
-ODATA_ROOT = "/api/V3/odata"
-
-# Decimal fields (JSON strings on the wire); every other field ending in "Id" is a 64-bit id.
-DECIMAL_FIELDS = frozenset(
-    {
-        "Percentage",
-        "PriceIndex",
-        "SurchargePercentage",
-        "Quantity",
-        "Price",
-        "AmountExclVat",
-        "VatPercentage",
-        "VatAmount",
-        "TotalAmountExclVat",
-        "TotalVatAmount",
-        "TotalAmountInclVat",
-        "BudgetAmount",
-        "ContractValue",
-    }
-)
-INTEGER_FIELDS = frozenset({"PaymentTerm", "InvoiceNumberLength", "InvoiceNumberCounter"})
-NON_ID_FIELDS = frozenset({"AsyncServerCommandId"})  # "…Id" fields that are not numeric (none known yet)
-
-
-def _is_id(field: str) -> bool:
-    return field.endswith("Id") and field not in NON_ID_FIELDS
+NEXT_LINKS = ("@odata.nextLink", "odata.nextLink")  # OData v4 JSON, v3 JSON
 
 
 @dataclass
@@ -74,7 +71,7 @@ class WriteOutcome:
         return self.error is None
 
 
-class QicsMilestonesHook(ApiHook):
+class QicsMilestonesHook(QicsInvoices, ApiHook):
     """Access to QicsMilestones REST v3 (OData) with an OAuth2 refresh token."""
 
     conn_name_attr = "qics_conn_id"
@@ -109,6 +106,11 @@ class QicsMilestonesHook(ApiHook):
         return self._state_store
 
     @cached_property
+    def profile(self) -> QicsProfile:
+        """The wire profile of this connection (defaults, overridden by the connection's extras)."""
+        return QicsProfile.from_extras(self.connection.extra_dejson)
+
+    @cached_property
     def tokens(self):
         from king_qics.hooks.oauth import OAuthTokens
 
@@ -118,12 +120,28 @@ class QicsMilestonesHook(ApiHook):
             client_id=self.extra("client_id"),
             client_secret=self.extra("client_secret"),
             refresh_token=self.extra("refresh_token"),
+            client_auth=self.profile.oauth_client_auth,
         )
 
     @cached_property
     def company_id(self) -> int | None:
         value = self.extra("company_id")
         return int(value) if value not in (None, "") else None
+
+    @cached_property
+    def service_headers(self) -> dict[str, str]:
+        """Headers every request carries besides authorization: the API key, when the profile has one."""
+        header, api_key = self.profile.api_key_header, self.extra("api_key")
+        mask(api_key)
+        if header and not api_key:
+            raise AuthenticationError(
+                f"Connection {self.conn_id!r} names an API key header ({header}) but has no api_key extra"
+            )
+        if api_key and not header:
+            raise AuthenticationError(
+                f"Connection {self.conn_id!r} has an api_key but no api_key_header to send it in"
+            )
+        return {header: str(api_key)} if header else {}
 
     # -- transport -------------------------------------------------------------------------------
 
@@ -132,7 +150,7 @@ class QicsMilestonesHook(ApiHook):
     ) -> requests.Response:
         """One authorized request; on HTTP 401 the access token is renewed once and the call repeated
         (a 401 means the request was not processed, so repeating a write is safe)."""
-        headers = {"Accept": "application/json", **kwargs.pop("headers", {})}
+        headers = {"Accept": "application/json", **self.service_headers, **kwargs.pop("headers", {})}
         token = self.tokens.access_token()
         for attempt in (1, 2):
             response = self.send(
@@ -157,7 +175,7 @@ class QicsMilestonesHook(ApiHook):
         status = response.status_code
         if status < 400:
             return
-        message = _error_message(response)
+        message = error_message(response)
         if status in (400, 409, 422):
             raise RecordValidationError(key, message)
         if status == 403:
@@ -186,22 +204,32 @@ class QicsMilestonesHook(ApiHook):
         body = self._json(response, operation)
         if not isinstance(body, dict):
             raise ProtocolError(f"qics {operation}: expected a JSON object")
-        return _typed(body)
+        return typed(body)
 
     # -- reads ------------------------------------------------------------------------------------
+
+    def filter_text(self, filter: str | ODataFilter | None) -> str | None:  # noqa: A002 - the OData name
+        """A $filter as this connection sends it (an ODataFilter rendered with this profile)."""
+        if isinstance(filter, ODataFilter):
+            return filter.render(self.profile) if filter else None
+        return filter or None
 
     def iter_records(
         self,
         entity: str,
-        filter: str | None = None,  # noqa: A002 - the OData name
+        filter: str | ODataFilter | None = None,  # noqa: A002 - the OData name
         select: Sequence[str] | None = None,
         top: int | None = None,
         orderby: str | None = None,
     ) -> Iterator[dict]:
-        """Every record of an entity set matching the query, page by page (``@odata.nextLink``)."""
+        """Every record of an entity set matching the query, page by page: ``@odata.nextLink`` (v4)
+        or ``odata.nextLink`` (v3). A page as full as the profile's ``server_page_size`` without a
+        next link is checked with a ``$skip`` past it: more records there is a ProtocolError (the
+        service cut the result without saying so), never a silent stop."""
         params: dict[str, Any] = {}
-        if filter:
-            params["$filter"] = filter
+        filter_text = self.filter_text(filter)
+        if filter_text:
+            params["$filter"] = filter_text
         if select:
             params["$select"] = ",".join(select)
         if top is not None:
@@ -209,31 +237,57 @@ class QicsMilestonesHook(ApiHook):
         if orderby:
             params["$orderby"] = orderby
         operation = f"GET {entity}"
-        endpoint, seen = f"{ODATA_ROOT}/{entity}", set()
+        endpoint, query, seen, received = f"{ODATA_ROOT}/{entity}", dict(params), set(), 0
         for _page in range(self.max_pages):
-            response = self.request(operation, "GET", endpoint, idempotent=True, params=params)
-            self._check_read(response, operation)
-            body = self._json(response, operation)
-            if not isinstance(body, dict) or not isinstance(body.get("value"), list):
-                raise ProtocolError(f"qics {operation}: expected an OData collection with 'value'")
-            for record in body["value"]:
-                yield _typed(record)
-            next_link = body.get("@odata.nextLink")
+            page = self._page(operation, endpoint, query)
+            for record in page["value"]:
+                yield typed(record)
+            received += len(page["value"])
+            next_link = next((page[name] for name in NEXT_LINKS if page.get(name)), None)
             if not next_link:
+                if self._looks_cut(len(page["value"]), received, top):
+                    self._probe_past(operation, f"{ODATA_ROOT}/{entity}", params, received, top)
                 return
             if next_link in seen:
                 raise ProtocolError(f"qics {operation}: the service repeated a nextLink; stopping")
             seen.add(next_link)
-            endpoint, params = self._relative(next_link, operation), {}
+            endpoint, query = self._relative(next_link, operation), {}
         raise ProtocolError(f"qics {operation}: more than {self.max_pages} pages; stopping (paging loop?)")
+
+    def _page(self, operation: str, endpoint: str, params: dict) -> dict:
+        response = self.request(operation, "GET", endpoint, idempotent=True, params=params)
+        self._check_read(response, operation)
+        body = self._json(response, operation)
+        if not isinstance(body, dict) or not isinstance(body.get("value"), list):
+            raise ProtocolError(f"qics {operation}: expected an OData collection with 'value'")
+        return body
+
+    def _looks_cut(self, on_page: int, received: int, top: int | None) -> bool:
+        size = self.profile.server_page_size
+        if top is not None and received >= top:
+            return False  # we asked for exactly this many
+        return bool(size) and on_page >= size
+
+    def _probe_past(self, operation: str, endpoint: str, params: dict, received: int, top: int | None):
+        """The last page was full and had no next link: look past it once."""
+        probe = {**params, "$skip": received}
+        if top is not None:
+            probe["$top"] = int(top) - received
+        rest = self._page(operation, endpoint, probe)["value"]
+        if rest:
+            raise ProtocolError(
+                f"qics {operation}: a page of {self.profile.server_page_size} or more records came without a"
+                f" next link, but $skip={received} finds more: the service pages in a way this hook does not"
+                " follow, or cuts results silently. Check the profile's server_page_size against the service."
+            )
 
     def _check_read(self, response: requests.Response, operation: str) -> None:
         if response.status_code == 404:
             raise ProtocolError(
-                f"qics {operation}: HTTP 404 ({_error_message(response)}): unknown entity set?"
+                f"qics {operation}: HTTP 404 ({error_message(response)}): unknown entity set?"
             )
         if response.status_code == 400:
-            raise ProtocolError(f"qics {operation}: query rejected: {_error_message(response)}")
+            raise ProtocolError(f"qics {operation}: query rejected: {error_message(response)}")
         self._check(response, operation)
 
     def _relative(self, link: str, operation: str) -> str:
@@ -248,7 +302,7 @@ class QicsMilestonesHook(ApiHook):
     def read(
         self,
         entity: str,
-        filter: str | None = None,  # noqa: A002
+        filter: str | ODataFilter | None = None,  # noqa: A002
         select: Sequence[str] | None = None,
         top: int | None = None,
         orderby: str | None = None,
@@ -258,12 +312,12 @@ class QicsMilestonesHook(ApiHook):
 
     def get(self, entity: str, id: Any) -> dict | None:  # noqa: A002
         """One record by its numeric id, or None when it does not exist."""
-        key = _key(id)
+        record_key = key(id)
         operation = f"GET {entity}(key)"
-        response = self.request(operation, "GET", f"{ODATA_ROOT}/{entity}({key})", idempotent=True)
+        response = self.request(operation, "GET", f"{ODATA_ROOT}/{entity}({record_key})", idempotent=True)
         if response.status_code == 404:
             return None
-        self._check(response, operation, key)
+        self._check(response, operation, record_key)
         return self._entity_json(response, operation)
 
     def find(self, entity: str, natural_key: dict) -> dict | None:
@@ -283,7 +337,7 @@ class QicsMilestonesHook(ApiHook):
         there; without a natural key the OutcomeUnknownError is raised.
         """
         operation = f"POST {entity}"
-        key = natural_key or None
+        record_key = natural_key or None
         payload = to_wire(record)
         for attempt in (1, 2):
             try:
@@ -296,7 +350,9 @@ class QicsMilestonesHook(ApiHook):
                 existing = self.find(entity, natural_key)
                 if existing is not None:
                     log.info(
-                        "qics %s %s: outcome was unknown; the record exists, so it did land", operation, key
+                        "qics %s %s: outcome was unknown; the record exists, so it did land",
+                        operation,
+                        record_key,
                     )
                     return existing
                 if attempt == 2:
@@ -304,23 +360,23 @@ class QicsMilestonesHook(ApiHook):
                 log.info(
                     "qics %s %s: outcome was unknown and the record is absent; sending once more",
                     operation,
-                    key,
+                    record_key,
                 )
                 continue
-            self._check(response, operation, key)
+            self._check(response, operation, record_key)
             return self._entity_json(response, operation)
         raise AssertionError("unreachable")
 
     def update(self, entity: str, id: Any, record: dict) -> dict:  # noqa: A002
         """PUT (replace) a record by id; returns the saved record."""
-        key = _key(id)
+        record_key = key(id)
         operation = f"PUT {entity}"
         response = self.request(
-            operation, "PUT", f"{ODATA_ROOT}/{entity}({key})", idempotent=True, json=to_wire(record)
+            operation, "PUT", f"{ODATA_ROOT}/{entity}({record_key})", idempotent=True, json=to_wire(record)
         )
-        self._check(response, operation, key)
+        self._check(response, operation, record_key)
         if response.status_code == 204 or not response.content:
-            return self.get(entity, key) or {}
+            return self.get(entity, record_key) or {}
         return self._entity_json(response, operation)
 
     def create_many(
@@ -339,81 +395,15 @@ class QicsMilestonesHook(ApiHook):
         """Update each (id, record); a rejected record is reported and the batch goes on."""
         return [self._outcome(i, id_, self.update, entity, id_, rec) for i, (id_, rec) in enumerate(items)]
 
-    def _outcome(self, index: int, key: Any, write, *args) -> WriteOutcome:
+    def _outcome(self, index: int, record_key: Any, write, *args) -> WriteOutcome:
         try:
-            return WriteOutcome(index, key, record=write(*args))
+            return WriteOutcome(index, record_key, record=write(*args))
         except AuthenticationError:
             raise  # every further record would fail the same way
         except RecordValidationError as exc:
-            return WriteOutcome(index, key, error=exc.message)
+            return WriteOutcome(index, record_key, error=exc.message)
         except (TransientError, ProtocolError) as exc:
-            return WriteOutcome(index, key, error=str(exc))
-
-    # -- invoices and sync state ------------------------------------------------------------------
-
-    def processed_invoices(self, company_id: Any, date_from: dt.date | str | None = None) -> list[dict]:
-        """Processed invoices of a company (optionally dated on/after ``date_from``), each with its
-        ``lines`` (list of InvoiceLine records, by InvoiceLineId)."""
-        conditions = {"CompanyId": _key(company_id), "InvoiceHeaderState": "Processed"}
-        filter_ = odata_filter(conditions)
-        if date_from is not None:
-            day = date_from.isoformat() if isinstance(date_from, dt.date) else str(date_from)[:10]
-            filter_ += f" and InvoiceDate ge {day}"
-        invoices = list(self.iter_records("Invoice", filter=filter_, orderby="InvoiceHeaderId"))
-        lines: dict[int, list[dict]] = {inv["InvoiceHeaderId"]: [] for inv in invoices}
-        ids = list(lines)
-        for start in range(0, len(ids), self.lines_per_request):
-            chunk = ids[start : start + self.lines_per_request]
-            line_filter = " or ".join(f"InvoiceHeaderId eq {i}" for i in chunk)
-            for line in self.iter_records("InvoiceLine", filter=line_filter, orderby="InvoiceLineId"):
-                lines.setdefault(line["InvoiceHeaderId"], []).append(line)
-        return [{**invoice, "lines": lines[invoice["InvoiceHeaderId"]]} for invoice in invoices]
-
-    def invoice_pdf(self, invoice_id: Any) -> bytes | None:
-        """The invoice's PDF, or None when the invoice has none."""
-        key = _key(invoice_id)
-        operation = "GET Invoice/Pdf"
-        response = self.request(
-            operation,
-            "GET",
-            f"{ODATA_ROOT}/Invoice({key})/Pdf",
-            idempotent=True,
-            headers={"Accept": "application/pdf"},
-        )
-        if response.status_code == 404:
-            return None
-        self._check(response, operation, key)
-        if not response.content.startswith(b"%PDF"):
-            raise ProtocolError(f"qics {operation}: invoice {key}: the answer is not a PDF")
-        return response.content
-
-    def post_entity_state(
-        self,
-        *,
-        entity_id: Any,
-        data_source: str,
-        data_source_date: dt.datetime | None = None,
-        is_error: bool = False,
-        data_source_key: str | None = None,
-        message: str | None = None,
-        entity_type: str = "Invoice",
-        company_id: Any = None,
-    ) -> dict:
-        """Report an entity's sync state (e.g. "invoice booked as entry X", or an error) to Qics."""
-        when = data_source_date or dt.datetime.now(dt.UTC)
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.UTC)
-        record = {
-            "CompanyId": company_id if company_id is not None else self.company_id,
-            "EntityId": entity_id,
-            "EntityType": entity_type,
-            "DataSource": data_source,
-            "DataSourceKey": data_source_key,
-            "DataSourceDate": when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "IsError": bool(is_error),
-            "Message": message,
-        }
-        return self.create("EntityState", record)
+            return WriteOutcome(index, record_key, error=str(exc))
 
     def test_connection(self) -> tuple[bool, str]:
         """Really obtain an access token and read the Company entity set."""
@@ -430,134 +420,3 @@ class QicsMilestonesHook(ApiHook):
                 f"Connected, but company {self.company_id} is not visible (visible: {names or 'none'})",
             )
         return True, f"Connected to QicsMilestones; {len(companies)} companies visible ({names})"
-
-
-# -- helpers --------------------------------------------------------------------------------------
-
-
-def _key(value: Any) -> int:
-    try:
-        return int(str(value).strip())
-    except (TypeError, ValueError):
-        raise ValueError(f"a QicsMilestones id must be an integer, got {value!r}") from None
-
-
-def _typed(record: dict) -> dict:
-    """A record from the wire with ids as int, decimals as Decimal (booleans are native JSON)."""
-    out = {}
-    for field, value in record.items():
-        if field.startswith("@odata.") or value is None or isinstance(value, bool):
-            out[field] = value if not field.startswith("@odata.") else None
-            if field.startswith("@odata."):
-                del out[field]
-            continue
-        if field in DECIMAL_FIELDS:
-            try:
-                value = Decimal(str(value))
-            except InvalidOperation:
-                raise ProtocolError(f"qics: field {field} is not a decimal number") from None
-        elif field in INTEGER_FIELDS or _is_id(field):
-            try:
-                value = int(str(value))
-            except ValueError:
-                raise ProtocolError(f"qics: field {field} is not an integer id") from None
-        out[field] = value
-    return out
-
-
-def to_wire(record: dict) -> dict:
-    """A record as JSON: Decimals as strings, numpy/pandas scalars as plain values, NA as null."""
-    out = {}
-    for field, value in record.items():
-        if value is None:
-            out[field] = None
-            continue
-        try:
-            import pandas as pd
-
-            if value is pd.NA or value is pd.NaT:
-                out[field] = None
-                continue
-        except ImportError:  # pragma: no cover
-            pass
-        if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-            value = value.item()  # numpy scalar
-        if isinstance(value, float) and math.isnan(value):
-            value = None
-        elif isinstance(value, Decimal):
-            value = str(value)
-        elif isinstance(value, dt.datetime):
-            value = value.isoformat()
-        elif isinstance(value, dt.date):
-            value = value.isoformat()
-        elif isinstance(value, float) and field in DECIMAL_FIELDS:
-            value = str(Decimal(str(value)))
-        out[field] = value
-    return out
-
-
-def odata_literal(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, Decimal)):
-        return str(value)
-    if hasattr(value, "item"):
-        return odata_literal(value.item())
-    text = str(value).replace("'", "''")
-    return f"'{text}'"
-
-
-def odata_filter(conditions: dict) -> str:
-    """``{"CustomerCode": "10000", "CompanyId": 1}`` -> ``CustomerCode eq '10000' and CompanyId eq 1``."""
-    parts = []
-    for field, value in conditions.items():
-        if (_is_id(field) or field in INTEGER_FIELDS) and value is not None and not isinstance(value, bool):
-            value = _key(value)
-        parts.append(f"{field} eq {odata_literal(value)}")
-    return " and ".join(parts)
-
-
-def _error_message(response: requests.Response) -> str:
-    """The service's error text: OData ``error.message`` plus each detail's target, or OAuth error."""
-    try:
-        body = response.json()
-    except ValueError:
-        text = response.text.strip()
-        if text[:1] == "<":
-            return f"HTTP {response.status_code} (an HTML error page)"
-        return f"HTTP {response.status_code}: {text[:200]}" if text else f"HTTP {response.status_code}"
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        message = str(error.get("message") or error.get("code") or f"HTTP {response.status_code}")
-        details = [d for d in error.get("details") or [] if isinstance(d, dict)]
-        if details:
-            message = "; ".join(f"{d.get('target')}: {d.get('message')}" for d in details)
-        return message
-    if isinstance(error, str):
-        return f"{error}: {body.get('error_description', '')}".strip(": ")
-    if isinstance(body, dict) and body.get("Message"):  # ASP.NET Web API default error shape
-        return str(body["Message"])
-    return f"HTTP {response.status_code}"
-
-
-def to_frame(records: list[dict], columns: Sequence[str] | None = None):
-    import pandas as pd
-
-    names = list(columns or [])
-    for record in records:
-        for name in record:
-            if name not in names:
-                names.append(name)
-    data = {}
-    for name in names:
-        values = [r.get(name) for r in records]
-        present = [v for v in values if v is not None]
-        if (_is_id(name) or name in INTEGER_FIELDS) and all(isinstance(v, int) for v in present):
-            data[name] = pd.array(values, dtype="Int64")
-        elif present and all(isinstance(v, bool) for v in present):
-            data[name] = pd.array(values, dtype="bool" if len(present) == len(values) else "boolean")
-        else:
-            data[name] = pd.Series(values, dtype=object)
-    return pd.DataFrame(data, index=pd.RangeIndex(len(records)))

@@ -47,7 +47,7 @@ def _queries(adm, qics) -> list[Check]:
     """The invoice selection exactly as the export sends it, then one invoice's PDF."""
     from king_qics.sync.invoices.selection import processed_filter
 
-    query = processed_filter(adm, qics)
+    query = qics.filter_text(processed_filter(adm, qics))
     try:
         invoices = list(qics.iter_records("Invoice", filter=query, top=1))
     except KingQicsError as exc:

@@ -401,7 +401,7 @@ class InvoiceExport:
         """pdf_attached -> marked: an EntityState (IsError false, DataSourceKey = booking key) in Qics."""
         natural_key = {
             "CompanyId": self.adm.company_id,
-            "EntityType": "Invoice",
+            "EntityType": self.qics.profile.invoice_entity_type,
             "EntityId": int(row.invoice_id),
             "DataSource": self.data_source,
             "DataSourceKey": row.booking_key,

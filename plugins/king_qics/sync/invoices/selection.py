@@ -13,7 +13,7 @@ from typing import Any
 
 from king_qics.errors import ProtocolError
 from king_qics.hooks.king_schema import parse_date
-from king_qics.hooks.qics import odata_filter
+from king_qics.hooks.qics import ODataFilter, odata_filter
 from king_qics.state import EXPORT_DONE_STATES, ExportState, InvoiceLedger
 from king_qics.sync.invoices.booking import FiscalPeriod, InvoiceError, KingRefs, invoice_day, json_default
 from king_qics.sync.invoices.report import ExportReport
@@ -25,11 +25,11 @@ MAX_KEYED_DEBTOR_LOOKUPS = 50  # more debtors than this: read DEB.NR in full ins
 _SENT_OR_LATER = (ExportState.BOOKING_SENT.value, ExportState.BOOKED.value, ExportState.PDF_ATTACHED.value)
 
 
-def processed_filter(adm, qics) -> str:
+def processed_filter(adm, qics) -> ODataFilter:
     """The $filter of the processed invoices since the go-live cutoff (what the export and the
-    preflight send). A day early: an invoice date may be a UTC date-time of the cutoff's day."""
-    filter_ = odata_filter({"CompanyId": adm.company_id, "InvoiceHeaderState": "Processed"})
-    return filter_ + f" and InvoiceDate ge {(adm.book_invoices_from - timedelta(days=1)).isoformat()}"
+    preflight send; the processed state, the enum and date literals: the connection's wire profile).
+    A day early: an invoice date may be a UTC date-time of the cutoff's Amsterdam day."""
+    return qics.processed_filter(adm.company_id, adm.book_invoices_from - timedelta(days=1))
 
 
 def snapshot_json(snapshot: dict) -> str:
@@ -91,13 +91,9 @@ class InvoiceSelection:
         if not headers:
             return []
         by_id = {int(h["InvoiceHeaderId"]): {**h, "lines": []} for h in headers}
-        ids = list(by_id)
-        for start in range(0, len(ids), self.qics.lines_per_request):
-            chunk = ids[start : start + self.qics.lines_per_request]
-            line_filter = " or ".join(f"InvoiceHeaderId eq {i}" for i in chunk)
-            for line in self.qics.iter_records("InvoiceLine", filter=line_filter, orderby="InvoiceLineId"):
-                if int(line["InvoiceHeaderId"]) in by_id:
-                    by_id[int(line["InvoiceHeaderId"])]["lines"].append(line)
+        # the lines from the profile's invoice-line set, their fields named as booking.py reads them
+        for invoice_id, lines in self.qics.invoice_lines(by_id).items():
+            by_id[invoice_id]["lines"] = lines
         customers = {
             int(c["CustomerCompanyId"]): c
             for c in self.qics.iter_records(
