@@ -75,14 +75,8 @@ class LookupSpec(_Spec):
     optional: bool = False
     via: ViaSpec | None = None  # the field holds a code of another table, translated first
     # the field holds a code translated by an administration setting (code -> King key); a code
-    # the setting does not list leaves the link empty (no error)
+    # the setting does not list goes through ``via`` when given, else leaves the link empty
     codes_from_config: str | None = Field(None, pattern=r"^[a-z_]+(\.[a-z_]+)*$")
-
-    @model_validator(mode="after")
-    def _one_translation(self) -> LookupSpec:
-        if self.via is not None and self.codes_from_config is not None:
-            raise ValueError("give at most one of via, codes_from_config")
-        return self
 
 
 class JoinSpec(_Spec):
@@ -433,12 +427,15 @@ def _lookup(lookup: LookupSpec, ctx: tf.Context) -> tf.Result:
 
 
 def _translated(lookup: LookupSpec, ctx: tf.Context) -> tf.Result:
-    """The lookup's King keys: the field's codes as they are, or translated (``via`` another King
-    table, or ``codes_from_config``)."""
+    """The lookup's King keys: the field's codes as they are, or translated: by the administration
+    setting ``codes_from_config`` for the codes it lists, the others ``via`` another King table."""
     codes = tf.key_text(ctx.frame[lookup.from_])
+    configured = {}
     if lookup.codes_from_config is not None:
-        table = {str(code): str(key) for code, key in (ctx.config(lookup.codes_from_config) or {}).items()}
-        return codes.map(table), None
+        setting = ctx.config(lookup.codes_from_config) or {}
+        configured = {str(code): str(key) for code, key in setting.items()}
+        if lookup.via is None:
+            return codes.map(configured), None
     if lookup.via is None:
         return codes, None
     via = lookup.via
@@ -449,14 +446,19 @@ def _translated(lookup: LookupSpec, ctx: tf.Context) -> tf.Result:
             if code is not None and key is not None:
                 holders.setdefault(code, []).append(key)
     keys = codes.map(lambda code: holders[code][0] if code in holders and len(holders[code]) == 1 else None)
+    listed = codes.isin(list(configured))
+    keys = keys.where(~listed, codes.map(configured))
     wrong = codes.notna() & keys.isna()
+    setting = (
+        f"; name its {via.table}.{via.key} in {lookup.codes_from_config}" if lookup.codes_from_config else ""
+    )
     messages = codes.map(
         lambda code: (
             f"King {lookup.from_} {code!r} matches "
             + (
-                f"{len(holders[code])} {via.table} rows ({via.on}): which one is meant is unknown"
+                f"{len(holders[code])} {via.table} rows ({via.on}): which one is meant is unknown{setting}"
                 if code in holders
-                else f"no {via.table} row ({via.on} {code!r})"
+                else f"no {via.table} row ({via.on} {code!r}){setting}"
             )
         )
     )

@@ -271,5 +271,5 @@ def test_period_dates_under_other_names_are_read_as_the_profile_names_them(env, 
         rows = h.get_adm_rows({"PERIODEN": ["JAAR", "PERIODE", "BEGINDATUM", "EINDDATUM"]})["PERIODEN"]
     assert {"JAAR": 2026, "PERIODE": 4, "BEGINDATUM": "01-10-2026", "EINDDATUM": "31-10-2026"} in rows
     assert json.dumps(rows)
-    response = requests.get(f"{env.king_base}/_sandbox/state", timeout=10).json()
-    assert response["name"] == "alt"
+    assert requests.get(f"{env.king_base}/_sandbox/state", timeout=10).json()["profile"] == "alt"
+    assert requests.get(f"{env.king_base}/_sandbox/profile", timeout=10).json() == {"name": "alt"}

@@ -172,6 +172,9 @@ def hostile_fixture(tmp_path: Path) -> dict:
     tables = fixture["king"]["administrations"][0]["tables"]
     templates = {table: copy.deepcopy(tables[table][0]) for table in ENTITY}
     templates["BTW"] = copy.deepcopy(next(r for r in tables["BTW"] if str(r["PERC"]) == "21"))
+    # A letter no article holds: copies of the 21% row's "B" would make ART.BTW "B" ambiguous and
+    # fail every article by design (tests/unit/test_mapping.py), which is not what these cases test.
+    templates["BTW"]["BTWPL"] = "I"
     for record in templates.values():
         record.pop("_mutdate", None)
     templates["MEDEWERKER"].pop("PERSNR", None)  # Qics's EmployeeNumber is unique: the copies go without

@@ -349,6 +349,26 @@ def test_an_article_vat_letter_that_no_or_several_btw_rows_hold_fails_the_articl
     )
     assert "King BTW 'X' matches no BTW row (BTWPL 'X')" in result.errors["A"]
     assert "King BTW 'H' matches 2 BTW rows (BTWPL)" in result.errors["B"]
+    assert "name its BTW.NR in defaults.item_vat_codes" in result.errors["B"]
+
+
+def test_a_letter_the_btw_table_does_not_tell_apart_is_named_in_the_config():
+    frame = pd.DataFrame(
+        [
+            {"NR": "A", "OMSCHR": "a", "BTW": "H", "BLOK": False},
+            {"NR": "B", "OMSCHR": "b", "BTW": "L", "BLOK": False},  # not listed: through the BTW table
+        ]
+    )
+    doubled = pd.concat([vat_table(), pd.DataFrame([{"NR": 1, "BTWPL": "H"}, {"NR": 8, "BTWPL": "H"}])])
+    adm = ADM.model_copy(update={"defaults": ADM.defaults.model_copy(update={"item_vat_codes": {"H": 1}})})
+    result = load_mapping("items").apply(
+        frame,
+        administration=adm,
+        lookups=LOOKUPS,
+        extra_tables={"ARTGRP": pd.DataFrame(columns=["NR", "GRBOMZ"]), "BTW": doubled},
+    )
+    assert result.errors == {}
+    assert result.records["VatCodeId"].to_dict() == {"A": 11, "B": 12}
 
 
 def test_items_need_the_article_group_table():
