@@ -136,7 +136,10 @@ PROFILES = {
                 },
             )
         },
-        renamed_members={"InvoiceHeaderState": {"Processed": "Final"}},
+        renamed_members={
+            "InvoiceHeaderState": {"Processed": "Final"},
+            "InvoiceHeaderType": {"CreditNote": "Credit"},
+        },
     ),
 }
 
@@ -157,6 +160,7 @@ MATCHING_EXTRAS = {
         "line_cost_center_field": "CostCentreId",
         "invoice_pdf_path": "/api/V3/invoices/{key}/pdf",
         "invoice_processed_state": "Final",
+        "credit_note_type": "Credit",
         "oauth_client_auth": "basic",
         "api_key_header": "ApiKey",
         "api_key": API_KEY,

@@ -69,7 +69,8 @@ def invoice(lines, net, vat, incl=None, **extra) -> dict:
 
 
 def book(data, **kwargs):
-    return build_booking(data, company_id=1, **kwargs)
+    profiles = {"marker_field": "OPM", "credit_note_type": "CreditNote"}  # the profiles' defaults
+    return build_booking(data, company_id=1, **profiles, **kwargs)
 
 
 def amounts(booking):

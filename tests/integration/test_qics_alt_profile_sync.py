@@ -77,7 +77,14 @@ def outcome(env) -> dict:
     for state in qics["EntityState"]:
         state.pop("DataSourceDate")
     rows = sorted(
-        (str(r["FACT"]), int(r["TEGREK"]), int(r["BTW"]), Decimal(str(r["BEDRBOEK"])), str(r["OPM"]))
+        (
+            str(r["FACT"]),
+            int(r["TEGREK"]),
+            int(r["BTW"]),
+            Decimal(str(r["BEDRBOEK"])),
+            str(r["OPM"]),
+            str(r["OMSCHR"]),  # "Creditnota ..." for the credit note (credit_note_type)
+        )
         for rows in bookings(env).values()
         for r in rows
     )

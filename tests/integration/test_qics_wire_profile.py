@@ -243,8 +243,9 @@ def test_metadata(sb, connect):
 
 
 def outcome(hook: QicsMilestonesHook):
-    """What the export would read: the processed invoices since October with their lines (our field
-    names, every field name present) and the first one's PDF; or the error."""
+    """What the export would read: the processed invoices since October (and which are credit notes)
+    with their lines (our field names, every field name present) and the first one's PDF; or the
+    error."""
     try:
         invoices = hook.processed_invoices(1, date_from=dt.date(2026, 10, 1))
         pdf = hook.invoice_pdf(invoices[0]["InvoiceHeaderId"])
@@ -253,7 +254,11 @@ def outcome(hook: QicsMilestonesHook):
     mine = ("InvoiceLineId", "AmountExclVat", "VatCodeId", "VatPercentage", "VatAmount", "GLAccountRevenue")
     return (
         [
-            (i["InvoiceNumber"], [(tuple(ln.get(f) for f in mine), tuple(sorted(ln))) for ln in i["lines"]])
+            (
+                i["InvoiceNumber"],
+                i["InvoiceHeaderType"] == hook.profile.credit_note_type,
+                [(tuple(ln.get(f) for f in mine), tuple(sorted(ln))) for ln in i["lines"]],
+            )
             for i in invoices
         ],
         pdf and hashlib.sha256(pdf).hexdigest(),

@@ -88,6 +88,9 @@ class QicsProfile(BaseModel):
     invoice_processed_state: str = Field("Processed", pattern=_NAME)
     # EntityState.EntityType of an invoice. Assumption: only "General" is documented.
     invoice_entity_type: str = Field("Invoice", pattern=_NAME)
+    # InvoiceHeaderType of a credit note (booked negative). Assumption: the enum's values are not
+    # documented (research notes B.6); the preflight reads them from $metadata.
+    credit_note_type: str = Field("CreditNote", pattern=_NAME)
 
     # -- authentication -------------------------------------------------------------------------
     # How the client authenticates at the token endpoint: "body" (client_id/client_secret form

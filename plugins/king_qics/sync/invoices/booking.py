@@ -220,17 +220,19 @@ def _int_code(value: Any, what: str) -> int:
     return int(text)
 
 
-def description(invoice: dict, fact: str) -> str:
-    kind = "Creditnota" if invoice.get("InvoiceHeaderType") == "CreditNote" else "Factuur"
+def description(invoice: dict, fact: str, credit_note: bool) -> str:
+    kind = "Creditnota" if credit_note else "Factuur"
     text = (invoice.get("InvoiceText") or invoice.get("customer_name") or "").strip()
     return f"{kind} {fact} {text}".strip()[:OMSCHR_LENGTH]
 
 
 def build_booking(
-    invoice: dict, *, journal: int, refs: KingRefs, company_id: int, marker_field: str = "OPM"
+    invoice: dict, *, journal: int, refs: KingRefs, company_id: int, marker_field: str, credit_note_type: str
 ) -> Booking:
     """The King sales booking of one Qics invoice snapshot (with ``lines``, ``customer_code``, and per
-    line ``vat_code`` and ``cost_center_code``). Raises InvoiceError when it cannot be booked. Whether
+    line ``vat_code`` and ``cost_center_code``); ``marker_field`` (King profile) carries the marker,
+    ``credit_note_type`` (Qics profile) is the InvoiceHeaderType of a credit note. Raises
+    InvoiceError when it cannot be booked. Whether
     its period is closed is the caller's question: a closed period may hold a booking made by hand.
 
     One BOE row per (revenue account, VAT code, cost center); BEDRBOEK = net, BEDRBTW = VAT, both
@@ -258,7 +260,8 @@ def build_booking(
             f"invoice totals do not add up: {header_net} + {header_vat} VAT != {header_incl} incl. VAT"
         )
     # Credit notes are negative bookings; a credit note Qics reports with positive amounts is negated.
-    sign = Decimal(-1) if invoice.get("InvoiceHeaderType") == "CreditNote" and header_incl > 0 else Decimal(1)
+    credit_note = invoice.get("InvoiceHeaderType") == credit_note_type
+    sign = Decimal(-1) if credit_note and header_incl > 0 else Decimal(1)
 
     lines = invoice.get("lines") or []
     if not lines:
@@ -288,7 +291,7 @@ def build_booking(
 
     marker = booking_marker(company_id, invoice["InvoiceHeaderId"])
     due = invoice.get("DueDate")
-    text = description(invoice, fact)
+    text = description(invoice, fact, credit_note)
     boe = []
     for row in rows:
         values = {

@@ -268,6 +268,7 @@ class InvoiceExport:
             refs=refs,
             company_id=self.adm.company_id,
             marker_field=self.marker_field,
+            credit_note_type=self.qics.profile.credit_note_type,
         )
 
     def _look_up(self, booking: Booking) -> KingBooking | None:
