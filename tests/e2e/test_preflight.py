@@ -10,9 +10,12 @@ import sys
 from pathlib import Path
 
 from sandbox.king.wire import ALTERNATIVE_EXTRAS as KING_ALTERNATIVE
+from sandbox.qics.profile import MATCHING_EXTRAS
 from tests.demo_data import load_fixture
 
 ROOT = Path(__file__).resolve().parents[2]
+QICS_ALTERNATIVE = MATCHING_EXTRAS["alt"]
+AUTH = ("oauth_client_auth", "api_key_header", "api_key")
 
 
 def preflight(*args: str) -> tuple[int, str]:
@@ -71,6 +74,38 @@ def test_another_king_profile_shows_exactly_the_differing_rows_and_their_setting
     assert status == 0, output
 
 
+def test_another_qics_profile_shows_exactly_the_differing_rows_and_their_settings(
+    connections, state_store, monkeypatch
+):
+    connections.admin("qics", "POST", "profile", json={"name": "alt"})
+    status, output = preflight()  # the default client auth: refused at the token endpoint
+    assert status == 1 and rows(output)["Qics token refresh"].startswith("differs: an access token vs")
+    assert "oauth_client_auth" in output
+    set_extras(monkeypatch, "qics_sandbox", {k: QICS_ALTERNATIVE[k] for k in AUTH})
+    status, output = preflight()
+    assert status == 1, output
+    found = rows(output)
+    differing = {name for name, result in found.items() if result.startswith("differs")}
+    assert differing == {
+        "Qics set OverviewInvoiceLine",  # served as SalesInvoiceLine
+        "Qics enum InvoiceHeaderState",  # Processed is served as Final
+        "Qics enum InvoiceHeaderType",  # CreditNote as Credit
+        "Qics invoice query",  # type-qualified enum literals refused
+    }, found
+    assert "member Processed vs Concept, Approved, Final, Rejected" in found["Qics enum InvoiceHeaderState"]
+    for setting in (
+        "invoice_line_set",
+        "invoice_processed_state",
+        "credit_note_type",
+        "enum and date literal",
+    ):
+        assert setting in output, setting
+    set_extras(monkeypatch, "qics_sandbox", QICS_ALTERNATIVE)
+    status, output = preflight()
+    assert status == 0, output
+    assert rows(output)["Qics PDF"].startswith("ok") and rows(output)["Qics lines"].startswith("ok")
+
+
 def test_the_write_probe_books_reads_back_and_deletes_one_entry(connections, state_store):
     status, output = preflight("--write-probe", "--journal", "90")
     assert status == 0, output
@@ -112,3 +147,34 @@ def test_the_preflight_dag_checks_the_chosen_administration(run_dag, connections
     connections.admin("king", "POST", "profile", json={"name": "alt"})
     _, states = run_dag("king_qics__preflight", administration="noord")
     assert states["preflight_noord"] == "failed"
+
+
+def test_ambiguous_article_vat_letters_and_another_page_size_are_named(
+    connections, state_store, monkeypatch, tmp_path
+):
+    fixture = load_fixture()
+    tables = fixture["king"]["administrations"][0]["tables"]
+    tables["BTW"].append({**tables["BTW"][1], "NR": 8, "ZKSL": "BTW8", "OMSCHR": "Btw hoog diensten"})
+    fixture["qics"]["page_size"] = 3
+    for api in ("king", "qics"):
+        connections.admin(api, "POST", "load", json={**fixture[api], "_base_dir": fixture["_base_dir"]})
+    status, output = preflight()
+    found = rows(output)
+    assert status == 1, output
+    assert found["King article VAT codes"].startswith("differs: one BTW row per letter vs B: 2 BTW rows")
+    assert found["Qics paging"].startswith("differs: pages of 100 vs 3 (@odata.nextLink)")
+    assert "(not blocking)" in found["Qics paging"]
+    # the two settings that answer them: defaults.item_vat_codes, and the profile's server_page_size
+    config = (ROOT / "include" / "administrations.yaml").read_text(encoding="utf-8")
+    assert config.count("customer_vat_codes: {I: 3}") == 2
+    config = config.replace(
+        "customer_vat_codes: {I: 3}", "customer_vat_codes: {I: 3}\n      item_vat_codes: {B: 8}"
+    )
+    (tmp_path / "administrations.yaml").write_text(config, encoding="utf-8")
+    monkeypatch.setenv("KING_QICS_CONFIG", str(tmp_path / "administrations.yaml"))
+    set_extras(monkeypatch, "qics_sandbox", {"server_page_size": 3})
+    status, output = preflight()
+    found = rows(output)
+    assert found["King article VAT codes"] == "ok: BTW.BTWPL: B -> 8, L -> 2", found
+    assert found["Qics paging"] == "ok: pages of 3 with @odata.nextLink", found
+    assert status == 0, output

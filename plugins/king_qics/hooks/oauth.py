@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import quote_plus
@@ -69,10 +69,14 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 @dataclass
-class _Grant:
-    access_token: str
-    refresh_token: str
+class Grant:
+    """One answer of the token endpoint, as the hook keeps it."""
+
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
     expires_at: datetime
+    rotated: bool  # a new refresh token came back (single-use tokens, as assumed), else the same one
+    expires_in: float | None  # the lifetime the service stated (None: it stated none, 3600 s assumed)
 
 
 class OAuthTokens:
@@ -122,6 +126,7 @@ class OAuthTokens:
             hashlib.sha256,
         ).hexdigest()
         self._cache_key = (store.url, self.conn_id, self.fingerprint)
+        self.last_grant: Grant | None = None  # this object's last refresh (the preflight reports it)
 
     # -- public ------------------------------------------------------------------------------------
 
@@ -217,6 +222,7 @@ class OAuthTokens:
                 access_expires_at=grant.expires_at,
             )
         self._remember(grant.access_token, grant.expires_at)
+        self.last_grant = grant
         log.info("qics: refreshed the OAuth access token of connection %s", self.conn_id)
         return grant.access_token
 
@@ -230,7 +236,7 @@ class OAuthTokens:
             return {}, {"Authorization": f"Basic {basic}"}
         return {"client_id": self.client_id, "client_secret": self._client_secret}, {}
 
-    def _grant(self, refresh_token: str, from_chain: bool) -> _Grant:
+    def _grant(self, refresh_token: str, from_chain: bool) -> Grant:
         fields, auth_headers = self._client_credentials()
         response = self.hook.send(
             "POST token",
@@ -269,11 +275,18 @@ class OAuthTokens:
         access, new_refresh = body.get("access_token"), body.get("refresh_token") or refresh_token
         mask(access, new_refresh)
         try:
-            lifetime = float(body.get("expires_in", 3600))
+            stated = float(body["expires_in"]) if "expires_in" in body else None
         except (TypeError, ValueError):
-            lifetime = 3600.0
+            stated = None
+        lifetime = stated if stated is not None else 3600.0
         margin = min(EXPIRY_LEEWAY_SECONDS, lifetime / 4)
-        return _Grant(str(access), str(new_refresh), utcnow() + timedelta(seconds=lifetime - margin))
+        return Grant(
+            str(access),
+            str(new_refresh),
+            utcnow() + timedelta(seconds=lifetime - margin),
+            rotated=str(new_refresh) != refresh_token,
+            expires_in=stated,
+        )
 
 
 def clear_process_cache() -> None:

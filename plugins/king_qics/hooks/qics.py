@@ -254,6 +254,13 @@ class QicsMilestonesHook(QicsInvoices, ApiHook):
             endpoint, query = self._relative(next_link, operation), {}
         raise ProtocolError(f"qics {operation}: more than {self.max_pages} pages; stopping (paging loop?)")
 
+    def first_page(self, entity: str, filter: str | ODataFilter | None = None) -> tuple[int, str | None]:  # noqa: A002
+        """How the service pages a read without $top: the records on its first page, and the name of
+        the next link it sent (None: none). For the preflight's check of server_page_size."""
+        params = {"$filter": self.filter_text(filter)} if filter else {}
+        page = self._page(f"GET {entity}", f"{ODATA_ROOT}/{entity}", params)
+        return len(page["value"]), next((name for name in NEXT_LINKS if page.get(name)), None)
+
     def _page(self, operation: str, endpoint: str, params: dict) -> dict:
         response = self.request(operation, "GET", endpoint, idempotent=True, params=params)
         self._check_read(response, operation)

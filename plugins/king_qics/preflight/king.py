@@ -201,7 +201,38 @@ def _accounts(adm, king) -> list[Check]:
             else f"BTW {sorted(adm.defaults.customer_vat_codes.values())}"
         )
         checks.append(make(K, "customer VAT codes", detail, "defaults.customer_vat_codes"))
+    checks.append(_article_vat_letters(adm, king))
     return checks
+
+
+@_guarded("article VAT codes", "items.yaml VatCodeId; defaults.item_vat_codes; behaviour row 40")
+def _article_vat_letters(adm, king) -> Check:
+    """Every VAT letter the articles hold names exactly one BTW row (through the items mapping's
+    ``via``), or is named in defaults.item_vat_codes: else those articles fail."""
+    from king_qics import transforms as tf
+
+    verifies = "items.yaml VatCodeId; defaults.item_vat_codes; behaviour row 40"
+    items = load_mapping("items")
+    lookup = items.fields["VatCodeId"].lookup
+    via = lookup.via
+    held = tf.key_text(king.read_table(items.king_table_for(adm), [lookup.from_])[lookup.from_])
+    letters = sorted(set(held.dropna()))
+    table = king.read_table(via.table, [via.key, via.on])
+    holders: dict[str, list[str]] = {}
+    for code, key in zip(tf.key_text(table[via.on]), tf.key_text(table[via.key]), strict=True):
+        if code is not None:
+            holders.setdefault(code, []).append(key)
+    configured = adm.defaults.item_vat_codes
+    unclear = [
+        f"{letter}: {len(holders.get(letter, []))} {via.table} rows"
+        for letter in letters
+        if letter not in configured and len(holders.get(letter, [])) != 1
+    ]
+    if unclear:
+        detail = f"one {via.table} row per letter vs {'; '.join(unclear)}"
+        return differs(K, "article VAT codes", detail, verifies)
+    found = ", ".join(f"{letter} -> {configured.get(letter) or holders[letter][0]}" for letter in letters)
+    return ok(K, "article VAT codes", f"{via.table}.{via.on}: {found or 'no article holds one'}", verifies)
 
 
 def write_probe(adm, king, journal: int) -> list[Check]:

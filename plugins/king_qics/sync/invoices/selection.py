@@ -21,6 +21,25 @@ from king_qics.sync.invoices.report import ExportReport
 log = logging.getLogger(__name__)
 
 MAX_KEYED_DEBTOR_LOOKUPS = 50  # more debtors than this: read DEB.NR in full instead
+# What the export reads from Qics besides the lines (the preflight checks each in $metadata): the
+# invoice header's fields (the customer: the first of INVOICE_CUSTOMER_FIELDS present), and the
+# customer's code and name.
+INVOICE_FIELDS = (
+    "InvoiceHeaderId",
+    "InvoiceNumber",
+    "InvoiceDate",
+    "DueDate",
+    "InvoiceHeaderState",
+    "InvoiceHeaderType",
+    "InvoiceText",
+    "CompanyId",
+    "IsWrittenOff",
+    "TotalAmountExclVat",
+    "TotalVatAmount",
+    "TotalAmountInclVat",
+)
+INVOICE_CUSTOMER_FIELDS = ("InvoiceCustomerCompanyId", "CustomerCompanyId")
+CUSTOMER_FIELDS = ("CustomerCompanyId", "CustomerCode", "Name")
 # Past selected the snapshot is what was sent to King: it is never refreshed.
 _SENT_OR_LATER = (ExportState.BOOKING_SENT.value, ExportState.BOOKED.value, ExportState.PDF_ATTACHED.value)
 
@@ -99,7 +118,7 @@ class InvoiceSelection:
             for c in self.qics.iter_records(
                 "CustomerCompany",
                 filter=odata_filter({"CompanyId": self.adm.company_id}),
-                select=["CustomerCompanyId", "CustomerCode", "Name"],
+                select=list(CUSTOMER_FIELDS),
             )
         }
         vat_codes = {int(v["VatCodeId"]): v for v in self.qics.iter_records("VatCode")}
@@ -107,7 +126,7 @@ class InvoiceSelection:
         if any(line.get("CostCenterId") for inv in by_id.values() for line in inv["lines"]):
             cost_centers = {int(c["CostCenterId"]): c for c in self.qics.iter_records("CostCenter")}
         for invoice in by_id.values():
-            customer_id = invoice.get("InvoiceCustomerCompanyId") or invoice.get("CustomerCompanyId")
+            customer_id = next((invoice[f] for f in INVOICE_CUSTOMER_FIELDS if invoice.get(f)), None)
             customer = customers.get(int(customer_id)) if customer_id is not None else None
             invoice["customer_code"] = customer.get("CustomerCode") if customer else None
             invoice["customer_name"] = customer.get("Name") if customer else None
