@@ -24,15 +24,18 @@ PROFILES = {
     "default": KingWire("default", ";", True, "PERIODEDATUMS", ("JR", "PN", "DATVAN", "DATTOT")),
     "alt": KingWire("alt", ",", False, "PERIODEN", ("JAAR", "PERIODE", "BEGINDATUM", "EINDDATUM")),
 }
-# The client's King profile extras that match the "alt" emulator (tests, README).
-ALTERNATIVE_EXTRAS = {
-    "soap_version": "1.2",
-    "orderby_separator": ",",
-    "pdf_mechanism": "untyped",
-    "dataset_encoding": "escaped",
-    "period_dates_table": "PERIODEN",
-    "period_dates_year_field": "JAAR",
-    "period_dates_period_field": "PERIODE",
-    "period_dates_start_field": "BEGINDATUM",
-    "period_dates_end_field": "EINDDATUM",
+# The hook's King connection extras that match each emulator profile (tests, README), as for Qics.
+MATCHING_EXTRAS = {
+    "default": {},
+    "alt": {
+        "soap_version": "1.2",
+        "orderby_separator": ",",
+        "pdf_mechanism": "untyped",
+        "dataset_encoding": "escaped",
+        "period_dates_table": "PERIODEN",
+        "period_dates_year_field": "JAAR",
+        "period_dates_period_field": "PERIODE",
+        "period_dates_start_field": "BEGINDATUM",
+        "period_dates_end_field": "EINDDATUM",
+    },
 }

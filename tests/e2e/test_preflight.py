@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sandbox.king.wire import ALTERNATIVE_EXTRAS as KING_ALTERNATIVE
+from sandbox.king.wire import MATCHING_EXTRAS as KING_EXTRAS
 from sandbox.qics.profile import MATCHING_EXTRAS
 from tests.demo_data import load_fixture
 
@@ -69,7 +69,7 @@ def test_another_king_profile_shows_exactly_the_differing_rows_and_their_setting
     differing = {name: result for name, result in rows(output).items() if result.startswith("differs")}
     assert set(differing) == {"King booking look-up", "King period dates"}, differing
     assert "orderby_separator" in output and "period_dates_table" in output
-    set_extras(monkeypatch, "king_noord", KING_ALTERNATIVE)
+    set_extras(monkeypatch, "king_noord", KING_EXTRAS["alt"])
     status, output = preflight()
     assert status == 0, output
 

@@ -8,10 +8,12 @@ import json
 import os
 
 from king_qics.state import InvoiceLedger
-from sandbox.king.wire import ALTERNATIVE_EXTRAS as KING_ALTERNATIVE
+from sandbox.king.wire import MATCHING_EXTRAS as KING_EXTRAS
+from sandbox.qics.profile import MATCHING_EXTRAS as QICS_EXTRAS
 
 INVOICES = "king_qics__noord__invoice_export"
 MASTER_DATA = "king_qics__noord__master_data"
+PROJECTS_EMPLOYEES = "king_qics__noord__projects_employees"
 
 
 def set_extras(monkeypatch, conn_id: str, extras: dict) -> None:
@@ -29,7 +31,7 @@ def test_the_sync_runs_against_king_in_another_wire_profile_with_the_matching_ex
     assert states["export"] == "failed"
     assert "CreateJournaalpost" not in sandbox.calls("king")  # refused at the look-up, nothing posted
 
-    set_extras(monkeypatch, "king_noord", KING_ALTERNATIVE)
+    set_extras(monkeypatch, "king_noord", KING_EXTRAS["alt"])
     _, master = run_dag(MASTER_DATA)
     assert master["customers"] == "failed" and master["items"] == "success"  # debtor 10006, by design
     _, states = run_dag(INVOICES)
@@ -38,3 +40,34 @@ def test_the_sync_runs_against_king_in_another_wire_profile_with_the_matching_ex
     assert marked == {"N2026001", "N2026002", "N2026003"}
     king = sandbox.state("king")["administrations"][0]
     assert king["documents"] and sandbox.state("king")["profile"] == "alt"
+
+
+def test_the_whole_sync_runs_against_both_emulators_in_their_other_profile(
+    run_dag, sandbox, state_store, monkeypatch
+):
+    """Both APIs in ``alt`` at once, every DAG: what the default profiles give (the demo's outcome)."""
+    sandbox.admin("king", "POST", "profile", json={"name": "alt"})
+    sandbox.admin("qics", "POST", "profile", json={"name": "alt"})
+    _, master = run_dag(MASTER_DATA)  # the default extras: refused at the first Qics token request
+    assert set(master.values()) <= {"failed", "upstream_failed"}, master
+    writes = [op for op in sandbox.calls("qics") if op.split()[0] in ("POST", "PUT", "PATCH")]
+    assert set(writes) <= {"POST token"}, writes  # nothing written
+
+    set_extras(monkeypatch, "king_noord", KING_EXTRAS["alt"])
+    set_extras(monkeypatch, "qics_sandbox", QICS_EXTRAS["alt"])
+    _, master = run_dag(MASTER_DATA)
+    assert {task: state for task, state in master.items() if state != "success"} == {"customers": "failed"}
+    _, people = run_dag(PROJECTS_EMPLOYEES)
+    assert set(people.values()) == {"success"}, people
+    _, invoices = run_dag(INVOICES)
+    assert invoices == {"select": "success", "export": "failed", "report": "failed"}  # N2026005
+    ledger = {row.invoice_number: row.state for row in InvoiceLedger(state_store, "noord").rows()}
+    assert {n for n, state in ledger.items() if state == "marked"} == {"N2026001", "N2026002", "N2026003"}
+    boe = sandbox.state("king")["administrations"][0]["tables"]["BOE"]
+    credit = [row for row in boe if row["FACT"] == "N2026003"]
+    assert credit and all(row["OMSCHR"].startswith("Creditnota") for row in credit)
+    qics = sandbox.state("qics")
+    marks = [s for s in qics["entities"]["EntityState"] if not s["IsError"]]
+    assert len(marks) == 3 and qics["profile"] == "alt"
+    calls = sandbox.calls("qics")
+    assert calls.get("GET SalesInvoiceLine") and "GET OverviewInvoiceLine" not in calls
