@@ -20,7 +20,7 @@ against them, for each administration (`administration`: one id, or `all`): a Ki
 GetAdmInfo and the period dates, every table and field the mappings read, the booking look-up, the
 sales journal, the configured accounts; a Qics token, the company, the invoice query as the export
 sends it, one invoice's PDF. Each task logs one row per check (`ok` / `differs: ...` / `unknown`,
-with the wire-profile setting or README behaviour row it verifies) and fails when a check that
+with the wire-profile setting or docs/sandboxes.md behaviour row it verifies) and fails when a check that
 would stop the sync differs. Read-only, except with `write_probe` and a test `journal`: one small
 booking with a PDF is made there, read back and deleted. README "Going live".
 """

@@ -34,7 +34,7 @@ def _f(spec: str) -> dict[str, str]:
     return out
 
 
-# Enum types (in NAMESPACE) -> members. Which are documented: README, Qics behaviour rows 27-28.
+# Enum types (in NAMESPACE) -> members. Which are documented: docs/sandboxes.md, Qics rows 27-28.
 NAMESPACE = "QicsUnity.Api.Areas.V3.Models"
 ENUMS = {
     "PaymentConditionType": ("Days", "EndOfMonth"),

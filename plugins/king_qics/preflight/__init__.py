@@ -1,5 +1,5 @@
 """The go-live preflight: before an administration's first real run, check every guess the sync
-makes about the real King and Qics services (the wire profiles and the README's behaviour rows)
+makes about the real King and Qics services (the wire profiles and the behaviour rows of docs/sandboxes.md)
 against them, read-only unless a write probe is asked for.
 
 One row per check: ``ok``, ``differs: <what we sent or expected> vs <what came back>`` or
@@ -26,7 +26,7 @@ class Check:
     name: str
     result: str  # ok | differs | unknown
     detail: str  # what was seen (for differs: "<sent or expected> vs <what came back>")
-    verifies: str  # the profile setting or README behaviour row this check is about
+    verifies: str  # the profile setting, config key or behaviour row (King/Qics row N of docs/sandboxes.md) it checks
     blocking: bool = True  # a failure would stop the sync
 
     @property

@@ -67,20 +67,20 @@ def _adm_info(king) -> list[Check]:
             }
         )
     except KingQicsError as exc:
-        return [differs(K, "GetAdmInfo", f"BASFIN and PERIODEINFO vs {exc}", "behaviour rows 19-21")]
+        return [differs(K, "GetAdmInfo", f"BASFIN and PERIODEINFO vs {exc}", "King rows 19-21")]
     basfin, closed = info.get("BASFIN", {}), info.get("PERIODEINFO", {})
     ranges = (
         f"{basfin.get('AANTPER')} periods; debtors {basfin.get('ONDERDEB')}-{basfin.get('BOVENDEB')}, "
         f"accounts {basfin.get('ONDERGRB')}-{basfin.get('BOVENGRB')}"
     )
-    checks = [ok(K, "GetAdmInfo BASFIN", ranges, "behaviour rows 19-20")]
+    checks = [ok(K, "GetAdmInfo BASFIN", ranges, "King rows 19-20")]
     if not closed:
         return [*checks, differs(K, "closed periods", "PERIODEINFO JRAFGESL... vs nothing", "rows 20-21")]
     upto = (
         f"definitively up to {closed.get('JRAFGESL')}/{closed.get('PNAFGESL')}, "
         f"for users up to {closed.get('JRAFGESLGEBR')}/{closed.get('PNAFGESLGEBR')}"
     )
-    return [*checks, ok(K, "closed periods", upto, "behaviour rows 20-21")]
+    return [*checks, ok(K, "closed periods", upto, "King rows 20-21")]
 
 
 def _period_dates(king, profile) -> Check:
@@ -127,7 +127,7 @@ def _tables(adm, king) -> list[Check]:
 
 
 def _table(king, table: str, fields: list[str]) -> Check:
-    verifies = "the mappings' King fields (docs/mapping.md); behaviour rows 23-28"
+    verifies = "the mappings' King fields (docs/mapping.md); King rows 23-28"
     try:
         rows, _ = next(king.read_records(table, fields, max_result=1, page_size=1))
     except KingQicsError as exc:
@@ -152,7 +152,7 @@ def _booking_look_up(adm, king) -> Check:
 
 
 def _journal(adm, king) -> list[Check]:
-    verifies = "sales_journal (config); behaviour rows 50, 54"
+    verifies = "sales_journal (config); King rows 50, 54"
     try:
         frame = king.read_table(
             "DAGBOEK", ["NR", "SRT", "FACT", "BLOK"], where=[("NR", "=", adm.sales_journal)]
@@ -172,7 +172,7 @@ def _journal(adm, king) -> list[Check]:
         "FACT counter",
         f"the FACT counter is {row['FACT'] or 'empty'}; whether the journal numbers "
         "invoices itself shows only in the write probe",
-        "behaviour row 54",
+        "King row 54",
     )
     return [kind, numbering]
 
@@ -205,13 +205,13 @@ def _accounts(adm, king) -> list[Check]:
     return checks
 
 
-@_guarded("article VAT codes", "items.yaml VatCodeId; defaults.item_vat_codes; behaviour row 40")
+@_guarded("article VAT codes", "items.yaml VatCodeId; defaults.item_vat_codes; King row 40")
 def _article_vat_letters(adm, king) -> Check:
     """Every VAT letter the articles hold names exactly one BTW row (through the items mapping's
     ``via``), or is named in defaults.item_vat_codes: else those articles fail."""
     from king_qics import transforms as tf
 
-    verifies = "items.yaml VatCodeId; defaults.item_vat_codes; behaviour row 40"
+    verifies = "items.yaml VatCodeId; defaults.item_vat_codes; King row 40"
     items = load_mapping("items")
     lookup = items.fields["VatCodeId"].lookup
     via = lookup.via
@@ -252,7 +252,7 @@ def write_probe(adm, king, journal: int) -> list[Check]:
     ]
     shape = "DAGB;JR;PN;RG" if posted.answered_key == posted.key else f"{posted.answered_key!r}"
     make = ok if posted.answered_key == posted.key else differs
-    checks.append(make(K, "Primarykey", f"DAGB;JR;PN;RG vs {shape}", "behaviour row 48", blocking=False))
+    checks.append(make(K, "Primarykey", f"DAGB;JR;PN;RG vs {shape}", "King row 48", blocking=False))
     if posted.fact and posted.fact != fact:
         checks.append(
             differs(
@@ -260,12 +260,12 @@ def write_probe(adm, king, journal: int) -> list[Check]:
                 "FACT numbering",
                 f"FACT {fact} kept vs King numbered it {posted.fact} "
                 "(our bookings are then known by their marker)",
-                "behaviour row 54",
+                "King row 54",
                 blocking=False,
             )
         )
     else:
-        checks.append(ok(K, "FACT numbering", "the FACT sent is kept", "behaviour row 54"))
+        checks.append(ok(K, "FACT numbering", "the FACT sent is kept", "King row 54"))
     found = king.find_bookings(journal, (row["JR"], row["JR"]), marker=marker)
     make = ok if [b.key for b in found] == [posted.key] else differs
     checks.append(
