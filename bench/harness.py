@@ -178,7 +178,7 @@ def write_config(folder: Path, count: int = 1) -> Path:
 
 def reset_state() -> None:
     """An empty sync-state store and no cached OAuth token (as on a new installation)."""
-    from king_qics.hooks.oauth import clear_process_cache
+    from king_qics.hooks.qics.oauth import clear_process_cache
     from king_qics.state import StateStore, metadata
 
     store = StateStore.from_settings()

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from king_qics.hooks.king_finance import KingFinanceHook
+from king_qics.hooks.king import KingFinanceHook
+from tests.king_records import create_record, delete_record, update_record
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "king_qics__noord__master_data"
@@ -227,7 +228,7 @@ def test_second_run_makes_zero_qics_writes(first_run, run_dag, sandbox):
 
 def test_one_changed_debtor_field_gives_exactly_one_put(first_run, run_dag, sandbox):
     with king_hook() as king:
-        king.update_record("DEB", "NR", 10002, {"EMAIL": "nieuw@energiebos.nl"})
+        update_record(king, "DEB", "NR", 10002, {"EMAIL": "nieuw@energiebos.nl"})
     sandbox.reset_calls()
     run_dag(DAG_ID)
     assert writes(sandbox.calls("qics")) == {"PUT CustomerCompany": 1}
@@ -237,7 +238,7 @@ def test_one_changed_debtor_field_gives_exactly_one_put(first_run, run_dag, sand
 
 def test_unmapped_king_change_writes_nothing(first_run, run_dag, sandbox):
     with king_hook() as king:
-        king.update_record("DEB", "NR", 10002, {"MOBIEL": "0612345678"})  # not a mapped field
+        update_record(king, "DEB", "NR", 10002, {"MOBIEL": "0612345678"})  # not a mapped field
     sandbox.reset_calls()
     run_dag(DAG_ID)
     assert writes(sandbox.calls("qics")) == {}
@@ -245,7 +246,7 @@ def test_unmapped_king_change_writes_nothing(first_run, run_dag, sandbox):
 
 def test_debtor_deleted_in_king_stays_in_qics(first_run, run_dag, sandbox):
     with king_hook() as king:
-        king.delete_record("DEB", "NR", 10011)
+        delete_record(king, "DEB", "NR", 10011)
     sandbox.reset_calls()
     run_dag(DAG_ID, full_refresh=True)
     assert "10011" in by_code(sandbox, "CustomerCompany", "CustomerCode")
@@ -274,7 +275,7 @@ def test_failures_are_isolated_and_retried_by_the_next_run(run_dag, sandbox, sta
 
     # Payment condition 9 appears in King; debtor 10006 itself does not change, yet it syncs.
     with king_hook() as king:
-        king.create_record("BETCOND", {"NR": 9, "ZKSL": "60 dagen netto", "VERVDGN": 60})
+        create_record(king, "BETCOND", {"NR": 9, "ZKSL": "60 dagen netto", "VERVDGN": 60})
     sandbox.reset_calls()
     run_dag(DAG_ID)
     customers = by_code(sandbox, "CustomerCompany", "CustomerCode")
@@ -305,7 +306,7 @@ def test_a_record_qics_rejected_is_sent_again_only_when_it_changed(run_dag, sand
     run_dag(DAG_ID, full_refresh=True)  # full_refresh sends it again
     assert writes(sandbox.calls("qics")) == {"POST CustomerCompany": 1}
     with king_hook() as king:
-        king.update_record("DEB", "NR", 10008, {"NAAM": "Zorggroep Bakker B.V."})
+        update_record(king, "DEB", "NR", 10008, {"NAAM": "Zorggroep Bakker B.V."})
     sandbox.reset_calls()
     run_dag(DAG_ID)
     assert writes(sandbox.calls("qics")) == {"POST CustomerCompany": 1}
@@ -356,7 +357,7 @@ def test_dry_run_writes_nothing_and_leaves_the_next_runs_work(first_run, run_dag
     records = SyncedRecords(state_store, "noord", "customers")
     before = (records.all(), Watermarks(state_store, "noord").get("DEB"), records.failing())
     with king_hook() as king:
-        king.update_record("DEB", "NR", 10002, {"PLAATS": "Amersfoort"})
+        update_record(king, "DEB", "NR", 10002, {"PLAATS": "Amersfoort"})
     sandbox.reset_calls()
     _, states = run_dag(DAG_ID, dry_run=True)
     assert writes(sandbox.calls("qics")) == {}
@@ -369,12 +370,12 @@ def test_dry_run_writes_nothing_and_leaves_the_next_runs_work(first_run, run_dag
     assert by_code(sandbox, "CustomerCompany", "CustomerCode")["10002"]["VisitAddressCity"] == "Amersfoort"
 
 
-def test_full_refresh_repairs_a_record_changed_by_hand_in_qics(first_run, run_dag, sandbox):
+def test_full_refresh_repairs_a_record_changed_by_hand_in_qics(first_run, run_dag, sandbox, state_store):
     customer = by_code(sandbox, "CustomerCompany", "CustomerCode")["10007"]
     key = customer["CustomerCompanyId"]
     from king_qics.hooks.qics import QicsMilestonesHook
 
-    qics = QicsMilestonesHook("qics_sandbox")
+    qics = QicsMilestonesHook("qics_sandbox", token_store=state_store.tokens)
     qics.update("CustomerCompany", key, {**customer, "Name": "Handmatig gewijzigd"})
     qics.close()
 
@@ -396,7 +397,7 @@ def test_a_failing_debtor_deleted_in_king_leaves_the_failing_list(first_run, run
 
     assert set(SyncedRecords(state_store, "noord", "customers").failing()) == EXPECTED_FAILURES
     with king_hook() as king:
-        king.delete_record("DEB", "NR", 10006)
+        delete_record(king, "DEB", "NR", 10006)
     _, states = run_dag(DAG_ID)
     assert states["customers"] == "success"
     assert SyncedRecords(state_store, "noord", "customers").failing() == {}

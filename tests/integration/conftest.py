@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from king_qics.hooks.oauth import clear_process_cache
+from king_qics.hooks.qics.oauth import clear_process_cache
 from king_qics.state import StateStore
 from tests.integration.invoice_env import use_sandbox_connections
 from tests.integration.king_wire import KING_DEMO

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from king_qics.hooks.king_finance import KingFinanceHook
+from king_qics.hooks.king import KingFinanceHook
 from king_qics.state import InvoiceLedger, invoice_exports, utcnow
 from king_qics.sync.invoices import InvoiceError, KingRefs, build_booking
 from tests.integration.invoice_env import (
@@ -23,6 +23,7 @@ from tests.integration.invoice_env import (
     run,
     set_king_extra,
 )
+from tests.king_records import create_record
 
 # -- the booking builder (no I/O) ------------------------------------------------------------------
 
@@ -235,7 +236,7 @@ def test_demo_run_books_skips_waits_and_fails_per_invoice(env):
 def test_debtor_created_in_king_later_lets_the_invoice_through(env):
     run(env)
     with KingFinanceHook("king_noord") as king:
-        king.create_record("DEB", {"NR": 19999, "ZKSL": "NIEUW", "NAAM": "Nieuwe klant"})
+        create_record(king, "DEB", {"NR": 19999, "ZKSL": "NIEUW", "NAAM": "Nieuwe klant"})
     report = run(env)
     assert report.booked == 1 and report.failures == {}
     assert "N2026005" in bookings(env)

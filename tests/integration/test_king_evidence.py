@@ -15,7 +15,7 @@ import requests
 from lxml import etree
 from requests.adapters import HTTPAdapter
 
-from king_qics.hooks.king_finance import KingFinanceHook
+from king_qics.hooks.king import KingFinanceHook
 from tests.demo_data import load_fixture
 from tests.integration.invoice_env import bookings, run, set_king_extra
 from tests.integration.king_wire import (

@@ -13,9 +13,9 @@ from decimal import Decimal
 import pytest
 
 from king_qics.errors import AuthenticationError, ProtocolError
-from king_qics.hooks.king_finance import KingFinanceHook
-from king_qics.hooks.oauth import clear_process_cache
+from king_qics.hooks.king import KingFinanceHook
 from king_qics.hooks.qics import QicsMilestonesHook
+from king_qics.hooks.qics.oauth import clear_process_cache
 from king_qics.state import StateStore
 from king_qics.sync.invoices import InvoiceExport
 from king_qics.sync.master_data import MasterDataSync
@@ -47,7 +47,9 @@ def start(env, tmp_path, profile: str, name: str) -> StateStore:
 
 
 def hooks(store):
-    return KingFinanceHook(NOORD.king_conn_id), QicsMilestonesHook(NOORD.qics_conn_id, state_store=store)
+    return KingFinanceHook(NOORD.king_conn_id), QicsMilestonesHook(
+        NOORD.qics_conn_id, token_store=store.tokens
+    )
 
 
 def sync_master_data(store) -> dict:

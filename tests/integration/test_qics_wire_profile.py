@@ -18,9 +18,9 @@ import requests
 from pydantic import ValidationError
 
 from king_qics.errors import AuthenticationError, ProtocolError
-from king_qics.hooks.oauth import clear_process_cache
 from king_qics.hooks.qics import ODataFilter, QicsMilestonesHook, odata_filter
-from king_qics.hooks.qics_profile import QicsProfile
+from king_qics.hooks.qics.oauth import clear_process_cache
+from king_qics.hooks.qics.profile import QicsProfile
 from king_qics.state import StateStore
 from sandbox import universe
 from sandbox.qics.profile import API_KEY, MATCHING_EXTRAS
@@ -78,7 +78,7 @@ def connect(sb, tmp_path, monkeypatch):
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
         store = StateStore(f"sqlite:///{tmp_path}/state{len(made)}.db")
         store.create_schema()
-        made.append(QicsMilestonesHook(conn_id, state_store=store, **FAST))
+        made.append(QicsMilestonesHook(conn_id, token_store=store.tokens, **FAST))
         return made[-1]
 
     yield make
@@ -168,7 +168,7 @@ def test_follows_odata_v3_next_links(sb, connect):
     sb.load(fixture)
     use_profile(sb, "alt")
     hook = connect(**ALT)
-    assert len(hook.read("Invoice")) == 11
+    assert len(list(hook.iter_records("Invoice"))) == 11
     assert sb.calls("qics")["GET Invoice"] == 3
 
 
@@ -187,16 +187,16 @@ def test_a_full_page_without_next_link_is_never_a_silent_stop(sb, connect):
     _cost_centers(sb, 150)
     _full_page_without_link(sb, 100)
     with pytest.raises(ProtocolError, match=r"without a next link, but \$skip=100 finds more"):
-        connect().read("CostCenter")
+        list(connect().iter_records("CostCenter"))
     _full_page_without_link(sb, 100)  # asked for 100 ourselves: exactly that is the end
-    assert len(connect().read("CostCenter", top=100)) == 100
+    assert len(list(connect().iter_records("CostCenter", top=100))) == 100
     _full_page_without_link(sb, 100)  # the check switched off: the page is all there is
-    assert len(connect(server_page_size=0).read("CostCenter")) == 100
+    assert len(list(connect(server_page_size=0).iter_records("CostCenter"))) == 100
 
 
 def test_a_full_last_page_is_checked_once_and_ends(sb, connect):
     _cost_centers(sb, 200)
-    assert len(connect().read("CostCenter")) == 200
+    assert len(list(connect().iter_records("CostCenter"))) == 200
     assert sb.calls("qics")["GET CostCenter"] == 3  # two pages, one look past the full last page
 
 
@@ -288,7 +288,7 @@ def test_api_key_and_basic_auth_stay_out_of_the_logs(sb, connect, caplog, capsys
     hook = connect(**ALT)
     hook.processed_invoices(2)
     with pytest.raises(AuthenticationError, match="by HTTP Basic, API key in ApiKey") as info:
-        connect(**{**ALT, "api_key": "wrong-key"}).read("Company")
+        list(connect(**{**ALT, "api_key": "wrong-key"}).iter_records("Company"))
     captured = capsys.readouterr()
     text = caplog.text + captured.out + captured.err + str(info.value)
     assert "qics" in caplog.text
@@ -296,4 +296,4 @@ def test_api_key_and_basic_auth_stay_out_of_the_logs(sb, connect, caplog, capsys
     for secret in (API_KEY, "wrong-key", universe.QICS_CLIENT_SECRET, basic):
         assert secret not in text
     with pytest.raises(AuthenticationError, match="no api_key extra"):
-        connect(**{k: v for k, v in ALT.items() if k != "api_key"}).read("Company")
+        list(connect(**{k: v for k, v in ALT.items() if k != "api_key"}).iter_records("Company"))

@@ -212,7 +212,7 @@ def synced(sandboxes, dagbag, airflow_db, tmp_path_factory):
     """Load the hostile data, run the three DAGs of noord once, return what they left behind."""
     from demo_home import sandbox_connections  # tools/ is on sys.path (tests/e2e/conftest.py)
 
-    from king_qics.hooks.oauth import clear_process_cache
+    from king_qics.hooks.qics.oauth import clear_process_cache
     from king_qics.state import InvoiceLedger, StateStore, SyncedRecords, metadata
 
     with pytest.MonkeyPatch.context() as patch:

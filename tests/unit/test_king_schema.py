@@ -9,9 +9,9 @@ import pytest
 from lxml import etree
 
 from king_qics.errors import ProtocolError
-from king_qics.hooks import king_schema as ks
-from king_qics.hooks.king_bookings import booking_key
-from king_qics.hooks.king_soap import Dataset, dataset, envelope, parse_xml
+from king_qics.hooks.king import schema as ks
+from king_qics.hooks.king.bookings import booking_key
+from king_qics.hooks.king.soap import Dataset, dataset, envelope, parse_xml
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ class Check:
     name: str
     result: str  # ok | differs | unknown
     detail: str  # what was seen (for differs: "<sent or expected> vs <what came back>")
-    verifies: str  # the profile setting, config key or behaviour row (King/Qics row N of docs/sandboxes.md) it checks
+    verifies: str  # the profile setting, config key or behaviour row (docs/sandboxes.md) it checks
     blocking: bool = True  # a failure would stop the sync
 
     @property

@@ -12,7 +12,7 @@ import pendulum
 
 from king_qics.catalog import ENTITY_NAMES, TIMEZONE
 from king_qics.errors import AuthenticationError, KingQicsError
-from king_qics.hooks.king_bookings import BOOKING_FIELDS
+from king_qics.hooks.king.bookings import BOOKING_FIELDS
 from king_qics.mapping import load_mapping
 from king_qics.preflight import Check, differs, ok, unknown
 from king_qics.sync.invoices.selection import period_dates

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from king_qics.catalog import ENTITY_NAMES
 from king_qics.errors import KingQicsError
-from king_qics.hooks.qics_odata import DATETIME_FIELDS, ENUM_FIELDS
+from king_qics.hooks.qics.odata import DATETIME_FIELDS, ENUM_FIELDS
 from king_qics.mapping import load_mapping
 from king_qics.preflight import Check, differs, ok, unknown
 
@@ -106,9 +106,9 @@ def _enum_values(adm, metadata, profile) -> list[Check]:
 
 
 def _registry(metadata, used: dict[str, list[str]], profile) -> Check:
-    """The hook writes a $filter value by what it knows of the property (hooks/qics_odata.py): an enum
+    """The hook writes a $filter value by what it knows of the property (hooks/qics/odata.py): an enum
     literal for ENUM_FIELDS, a date-time for DATETIME_FIELDS. Every used property must agree."""
-    verifies = "ENUM_FIELDS, DATETIME_FIELDS in hooks/qics_odata.py; rows 15, 18"
+    verifies = "ENUM_FIELDS, DATETIME_FIELDS in hooks/qics/odata.py; rows 15, 18"
     wrong = []
     for entity_set, props in used.items():
         have = metadata.entity_sets.get(entity_set, {})

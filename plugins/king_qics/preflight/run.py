@@ -7,7 +7,7 @@ from king_qics.preflight import Check
 
 def preflight(adm, config, *, probe_journal: int | None = None) -> list[Check]:
     """Every check of ``adm`` against the real services: King first, then Qics."""
-    from king_qics.hooks.king_finance import KingFinanceHook
+    from king_qics.hooks.king import KingFinanceHook
     from king_qics.hooks.qics import QicsMilestonesHook
     from king_qics.preflight.king import king_checks
     from king_qics.preflight.qics import qics_checks
@@ -16,7 +16,7 @@ def preflight(adm, config, *, probe_journal: int | None = None) -> list[Check]:
     store = StateStore.from_settings(config.state_store_conn_id)
     with KingFinanceHook(adm.king_conn_id) as king:
         checks = king_checks(adm, king, probe_journal=probe_journal)
-    qics = QicsMilestonesHook(adm.qics_conn_id, state_store=store)
+    qics = QicsMilestonesHook(adm.qics_conn_id, token_store=store.tokens)
     try:
         checks += qics_checks(adm, qics)
     finally:

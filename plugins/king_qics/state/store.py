@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -84,6 +84,13 @@ class StateStore:
         store = cls(_sqlalchemy_url_from_connection(conn_id) if conn_id else default_url())
         store.create_schema()
         return store
+
+    @cached_property
+    def tokens(self):
+        """This store as the Qics hook's TokenStore (king_qics.state.tokens.TokenChains)."""
+        from king_qics.state.tokens import TokenChains
+
+        return TokenChains(self)
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,5 +1,6 @@
-"""The (encrypted) Qics token chain per connection, owned by king_qics.hooks.oauth: each function
-runs inside the caller's short transaction, and none holds a lock across the token's HTTP call."""
+"""The (encrypted) Qics token chain per connection: the TokenStore that king_qics.hooks.qics.oauth
+keeps its chains in (the hooks never import this package; a task hands them ``store.tokens``).
+Each operation is one short transaction, and none holds a lock across the token's HTTP call."""
 
 from __future__ import annotations
 
@@ -63,3 +64,26 @@ def release_oauth_refresh(store: StateStore, conn_id: str, me: str) -> None:
             .where((t.conn_id == conn_id) & (t.refreshing_by == me))
             .values(refreshing_by=None, refreshing_since=None)
         )
+
+
+class TokenChains:
+    """The state store as king_qics.hooks.qics.oauth's TokenStore."""
+
+    def __init__(self, store: StateStore):
+        self.store = store
+        self.key = store.url
+
+    def load(self, conn_id: str) -> sa.Row | None:
+        with self.store.engine.connect() as conn:
+            return load_oauth_token(conn, conn_id)
+
+    def claim_refresh(self, conn_id: str, fingerprint: str, holder: str, lease: timedelta) -> bool:
+        with self.store.transaction() as conn:
+            return claim_oauth_refresh(conn, conn_id, fingerprint, holder, lease)
+
+    def save(self, conn_id: str, **values) -> None:
+        with self.store.transaction() as conn:
+            save_oauth_token(conn, conn_id, **values)
+
+    def release_refresh(self, conn_id: str, holder: str) -> None:
+        release_oauth_refresh(self.store, conn_id, holder)

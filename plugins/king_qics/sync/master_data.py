@@ -35,7 +35,6 @@ from king_qics.sync.diff import (
     canonical_json,
     decide,
     describe_differences,
-    is_missing,
     json_ready,
     stored_values,
 )
@@ -221,12 +220,8 @@ class MasterDataSync:
 
     def read_qics(self, mapping) -> dict[str, dict]:
         """This administration's Qics records of the mapping's entity, keyed by King key."""
-        frame = self.qics.read(mapping.qics_entity, filter=mapping.company_filter(self.adm))
-        return {
-            mapping.king_key_of(record): record
-            for record in (_row_dict(row) for _, row in frame.iterrows())
-            if mapping.king_key_of(record) is not None
-        }
+        records = self.qics.iter_records(mapping.qics_entity, filter=mapping.company_filter(self.adm))
+        return {key: record for record in records if (key := mapping.king_key_of(record)) is not None}
 
     def _extract(self, mapping, retry: set[str], full_refresh: bool, started: datetime):
         """The King records to look at: changed since the watermark plus the ones to retry, or all."""
@@ -358,10 +353,6 @@ class MasterDataSync:
         report.failures[key] = reason
         if not dry_run:
             records.failed(key, reason, rejected_hash=rejected_hash)
-
-
-def _row_dict(row) -> dict:
-    return {name: (None if is_missing(value) else value) for name, value in row.items()}
 
 
 def _writable(record: dict) -> dict:

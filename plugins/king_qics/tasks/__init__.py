@@ -59,14 +59,14 @@ def cleared_or_retried(context: dict) -> bool:
 @contextmanager
 def apis(adm, store, *, king: bool = True, qics: bool = True) -> Iterator[tuple]:
     """An administration's King and Qics hooks, each closed (King: logged out) at the end."""
-    from king_qics.hooks.king_finance import KingFinanceHook
+    from king_qics.hooks.king import KingFinanceHook
     from king_qics.hooks.qics import QicsMilestonesHook
 
     with ExitStack() as stack:
         king_hook = stack.enter_context(KingFinanceHook(adm.king_conn_id)) if king else None
-        qics_hook = (
-            stack.enter_context(QicsMilestonesHook(adm.qics_conn_id, state_store=store)) if qics else None
-        )
+        qics_hook = None
+        if qics:
+            qics_hook = stack.enter_context(QicsMilestonesHook(adm.qics_conn_id, token_store=store.tokens))
         yield king_hook, qics_hook
 
 

@@ -30,7 +30,7 @@ from king_qics.errors import (
     RecordValidationError,
     TransientError,
 )
-from king_qics.hooks.king_bookings import KingBooking, PostedBooking
+from king_qics.hooks.king.bookings import KingBooking, PostedBooking
 from king_qics.hooks.qics import odata_filter
 from king_qics.state import (
     EXPORT_OPEN_STATES,

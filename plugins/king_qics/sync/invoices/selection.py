@@ -12,7 +12,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from king_qics.errors import ProtocolError
-from king_qics.hooks.king_schema import parse_date
+from king_qics.hooks.king.schema import parse_date
 from king_qics.hooks.qics import ODataFilter, odata_filter
 from king_qics.state import EXPORT_DONE_STATES, ExportState, InvoiceLedger
 from king_qics.sync.invoices.booking import FiscalPeriod, InvoiceError, KingRefs, invoice_day, json_default

@@ -12,7 +12,7 @@ from typing import Any
 from lxml import etree
 
 from king_qics.errors import KingQicsError, ProtocolError, TransientError
-from king_qics.hooks.king_schema import key_of, to_wire
+from king_qics.hooks.king.schema import key_of, to_wire
 
 OPERATORS = ("=", ">", ">=", "<", "<=", "LIKE")
 NARROWING_ATTEMPTS = 2  # attempts per call while narrowing a bad page down (it fails by design)
@@ -106,7 +106,7 @@ def selection_row(values: dict[str, Any]) -> etree._Element:
 
 def selection(values: dict[str, Any]):
     """A GetStamtabelRecords Selectie of one row, as the dataset string it is sent as."""
-    from king_qics.hooks.king_soap import Dataset
+    from king_qics.hooks.king.soap import Dataset
 
     root = etree.Element("NewDataSet")
     root.append(selection_row(values))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -19,7 +19,7 @@ from typing import Any
 import requests
 
 from king_qics.errors import ProtocolError
-from king_qics.hooks.qics_profile import DEFAULT_PROFILE, QicsProfile
+from king_qics.hooks.qics.profile import DEFAULT_PROFILE, QicsProfile
 
 ODATA_ROOT = "/api/V3/odata"
 
@@ -141,27 +141,6 @@ def to_wire(record: dict) -> dict:
             value = str(Decimal(str(value)))
         out[field] = value
     return out
-
-
-def to_frame(records: list[dict], columns: Sequence[str] | None = None):
-    import pandas as pd
-
-    names = list(columns or [])
-    for record in records:
-        for name in record:
-            if name not in names:
-                names.append(name)
-    data = {}
-    for name in names:
-        values = [r.get(name) for r in records]
-        present = [v for v in values if v is not None]
-        if is_integer(name) and all(isinstance(v, int) for v in present):
-            data[name] = pd.array(values, dtype="Int64")
-        elif present and all(isinstance(v, bool) for v in present):
-            data[name] = pd.array(values, dtype="bool" if len(present) == len(values) else "boolean")
-        else:
-            data[name] = pd.Series(values, dtype=object)
-    return pd.DataFrame(data, index=pd.RangeIndex(len(records)))
 
 
 # -- $filter ----------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from king_qics.hooks.king_schema import DATE, INT, MONEY, TEXT, parse_value
+from king_qics.hooks.king.schema import DATE, INT, MONEY, TEXT, parse_value
 
 # BOE fields a look-up reads (plus the profile's marker field)
 BOOKING_FIELDS = ("DAGB", "JR", "PN", "RG", "GRPROW", "FACT", "REK", "DEB", "DAT", "BEDRBOEK", "BEDRBTW")

@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from king_qics.errors import ProtocolError
-from king_qics.hooks.qics_metadata import ServiceMetadata, parse_metadata
-from king_qics.hooks.qics_odata import ODATA_ROOT, ODataFilter, key, typed
+from king_qics.hooks.qics.metadata import ServiceMetadata, parse_metadata
+from king_qics.hooks.qics.odata import ODATA_ROOT, ODataFilter, key, typed
 
 log = logging.getLogger(__name__)
 

@@ -1,17 +1,16 @@
-"""QicsMilestonesHook: OAuth2 (rotating refresh token), paged OData reads, writes.
+"""QicsMilestonesHook: authorized requests (OAuth2, qics.oauth), paged OData reads; its writes
+(qics.writes) and invoice side (qics.invoices) are mixed in.
 
 Every request goes through :meth:`ApiHook.send` (timeouts, retries, counters). Values are typed as
-king_qics.hooks.qics_odata describes; every guess about the real wire (literal styles, the
+king_qics.hooks.qics.odata describes; every guess about the real wire (literal styles, the
 invoice-line set, the PDF route, client authentication, an API key, the page size) is read from the
-connection's wire profile (:attr:`QicsMilestonesHook.profile`, king_qics.hooks.qics_profile).
-Invoices, PDFs, EntityState and ``$metadata``: king_qics.hooks.qics_invoices.
+connection's wire profile (:attr:`QicsMilestonesHook.profile`, king_qics.hooks.qics.profile).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,58 +19,31 @@ import requests
 
 from king_qics.errors import (
     AuthenticationError,
+    ConfigurationError,
     KingQicsError,
-    OutcomeUnknownError,
     ProtocolError,
     RecordValidationError,
-    TransientError,
 )
 from king_qics.hooks.base import ApiHook, mask
-from king_qics.hooks.qics_invoices import QicsInvoices
-from king_qics.hooks.qics_odata import (
+from king_qics.hooks.qics.invoices import QicsInvoices
+from king_qics.hooks.qics.oauth import OAuthTokens, TokenStore
+from king_qics.hooks.qics.odata import (
     ODATA_ROOT,
     ODataFilter,
     error_message,
     key,
     odata_filter,
-    odata_literal,
-    to_frame,
-    to_wire,
     typed,
 )
-from king_qics.hooks.qics_profile import QicsProfile
-
-__all__ = [
-    "ODATA_ROOT",
-    "ODataFilter",
-    "QicsMilestonesHook",
-    "WriteOutcome",
-    "odata_filter",
-    "odata_literal",
-    "to_frame",
-    "to_wire",
-]
+from king_qics.hooks.qics.profile import QicsProfile
+from king_qics.hooks.qics.writes import QicsWrites
 
 log = logging.getLogger(__name__)
 
 NEXT_LINKS = ("@odata.nextLink", "odata.nextLink")  # OData v4 JSON, v3 JSON
 
 
-@dataclass
-class WriteOutcome:
-    """The result of one record of ``create_many``/``update_many``."""
-
-    index: int
-    key: Any
-    record: dict | None = None  # the saved record, as returned by the service
-    error: str | None = None  # why the service rejected it (or why its outcome is unknown)
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-class QicsMilestonesHook(QicsInvoices, ApiHook):
+class QicsMilestonesHook(QicsWrites, QicsInvoices, ApiHook):
     """Access to QicsMilestones REST v3 (OData) with an OAuth2 refresh token."""
 
     conn_name_attr = "qics_conn_id"
@@ -86,24 +58,16 @@ class QicsMilestonesHook(QicsInvoices, ApiHook):
         self,
         qics_conn_id: str = default_conn_name,
         *,
-        state_store=None,
+        token_store: TokenStore | None = None,
         max_pages: int | None = None,
         **kwargs,
     ):
         super().__init__(qics_conn_id, **kwargs)
         self.qics_conn_id = qics_conn_id
-        self._state_store = state_store
+        self.token_store = token_store  # where the rotating refresh token is kept (qics.oauth)
         self.max_pages = max_pages or self.default_max_pages
 
     # -- connection ------------------------------------------------------------------------------
-
-    @cached_property
-    def state_store(self):
-        if self._state_store is None:
-            from king_qics.state import StateStore
-
-            self._state_store = StateStore.from_settings()
-        return self._state_store
 
     @cached_property
     def profile(self) -> QicsProfile:
@@ -111,12 +75,20 @@ class QicsMilestonesHook(QicsInvoices, ApiHook):
         return QicsProfile.from_extras(self.connection.extra_dejson)
 
     @cached_property
-    def tokens(self):
-        from king_qics.hooks.oauth import OAuthTokens
+    def tokens(self) -> OAuthTokens:
+        """The connection's token chain. Needs the ``token_store`` (a task passes the state store's,
+        ``StateStore.tokens``): a single-use refresh token refreshed without one is lost."""
+        if self.token_store is None:
+            raise ConfigurationError(
+                f"QicsMilestonesHook({self.conn_id!r}) needs a token_store to keep the rotating refresh"
+                " token in (e.g. token_store=StateStore.from_settings().tokens)"
+            )
+        return self._oauth(self.token_store)
 
+    def _oauth(self, store: TokenStore | None) -> OAuthTokens:
         return OAuthTokens(
             self,
-            self.state_store,
+            store,
             client_id=self.extra("client_id"),
             client_secret=self.extra("client_secret"),
             refresh_token=self.extra("refresh_token"),
@@ -306,17 +278,6 @@ class QicsMilestonesHook(QicsInvoices, ApiHook):
         path = target.path if target.path.startswith("/") else f"{ODATA_ROOT}/{target.path}"
         return f"{path}?{target.query}" if target.query else path
 
-    def read(
-        self,
-        entity: str,
-        filter: str | ODataFilter | None = None,  # noqa: A002
-        select: Sequence[str] | None = None,
-        top: int | None = None,
-        orderby: str | None = None,
-    ):
-        """All matching records as a DataFrame (ids Int64, decimals Decimal, booleans bool)."""
-        return to_frame(list(self.iter_records(entity, filter, select, top, orderby)), select)
-
     def get(self, entity: str, id: Any) -> dict | None:  # noqa: A002
         """One record by its numeric id, or None when it does not exist."""
         record_key = key(id)
@@ -334,87 +295,13 @@ class QicsMilestonesHook(QicsInvoices, ApiHook):
             raise ProtocolError(f"qics: {len(found)} {entity} records match {natural_key}; expected one")
         return found[0] if found else None
 
-    # -- writes -----------------------------------------------------------------------------------
-
-    def create(self, entity: str, record: dict, natural_key: dict | None = None) -> dict:
-        """POST a new record; returns the saved record.
-
-        POST is not idempotent. When its outcome is unknown (connection lost after sending) and a
-        ``natural_key`` is given, the record is looked up first and only POSTed again if it is not
-        there; without a natural key the OutcomeUnknownError is raised.
-        """
-        operation = f"POST {entity}"
-        record_key = natural_key or None
-        payload = to_wire(record)
-        for attempt in (1, 2):
-            try:
-                response = self.request(
-                    operation, "POST", f"{ODATA_ROOT}/{entity}", idempotent=False, json=payload
-                )
-            except OutcomeUnknownError:
-                if not natural_key:
-                    raise
-                existing = self.find(entity, natural_key)
-                if existing is not None:
-                    log.info(
-                        "qics %s %s: outcome was unknown; the record exists, so it did land",
-                        operation,
-                        record_key,
-                    )
-                    return existing
-                if attempt == 2:
-                    raise
-                log.info(
-                    "qics %s %s: outcome was unknown and the record is absent; sending once more",
-                    operation,
-                    record_key,
-                )
-                continue
-            self._check(response, operation, record_key)
-            return self._entity_json(response, operation)
-        raise AssertionError("unreachable")
-
-    def update(self, entity: str, id: Any, record: dict) -> dict:  # noqa: A002
-        """PUT (replace) a record by id; returns the saved record."""
-        record_key = key(id)
-        operation = f"PUT {entity}"
-        response = self.request(
-            operation, "PUT", f"{ODATA_ROOT}/{entity}({record_key})", idempotent=True, json=to_wire(record)
-        )
-        self._check(response, operation, record_key)
-        if response.status_code == 204 or not response.content:
-            return self.get(entity, record_key) or {}
-        return self._entity_json(response, operation)
-
-    def create_many(
-        self, entity: str, records: Iterable[dict], natural_key_fields: Sequence[str] | None = None
-    ) -> list[WriteOutcome]:
-        """Create each record; a rejected record is reported and the batch goes on."""
-        outcomes = []
-        for index, record in enumerate(records):
-            natural_key = {f: record.get(f) for f in natural_key_fields} if natural_key_fields else None
-            outcomes.append(
-                self._outcome(index, natural_key or index, self.create, entity, record, natural_key)
-            )
-        return outcomes
-
-    def update_many(self, entity: str, items: Iterable[tuple[Any, dict]]) -> list[WriteOutcome]:
-        """Update each (id, record); a rejected record is reported and the batch goes on."""
-        return [self._outcome(i, id_, self.update, entity, id_, rec) for i, (id_, rec) in enumerate(items)]
-
-    def _outcome(self, index: int, record_key: Any, write, *args) -> WriteOutcome:
-        try:
-            return WriteOutcome(index, record_key, record=write(*args))
-        except AuthenticationError:
-            raise  # every further record would fail the same way
-        except RecordValidationError as exc:
-            return WriteOutcome(index, record_key, error=exc.message)
-        except (TransientError, ProtocolError) as exc:
-            return WriteOutcome(index, record_key, error=str(exc))
-
     def test_connection(self) -> tuple[bool, str]:
-        """Really obtain an access token and read the Company entity set."""
+        """With a token store: obtain an access token and read the Company entity set. Without one
+        (Airflow's Test button builds the hook bare): only whether the token endpoint accepts the
+        client, since refreshing would burn the single-use refresh token of the sync's chain."""
         try:
+            if self.token_store is None:
+                return True, self._oauth(None).check_client()
             companies = list(self.iter_records("Company", select=["CompanyId", "Name"]))
         except KingQicsError as exc:
             return False, str(exc)

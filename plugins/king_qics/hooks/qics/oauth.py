@@ -3,8 +3,9 @@
 QicsMilestones issues a refresh token once (authorization-code flow). The sandbox, and this code,
 assume the token is single-use and rotates: every refresh returns a new refresh token and burns
 the old one. So:
-- the current refresh token and the cached access token live in the state store
-  (``oauth_tokens``), encrypted with a Fernet key derived (HKDF-SHA256) from the client secret;
+- the current refresh token and the cached access token live in a TokenStore (the state
+  package's ``oauth_tokens`` table implements it: king_qics.state.tokens), encrypted with a Fernet
+  key derived (HKDF-SHA256) from the client secret, so the store never sees a token in clear;
 - one process at a time refreshes: it claims the refresh in a short transaction (a claim older than
   twice the hook's worst-case call is taken over), calls Qics holding no database lock, and stores
   the new tokens; the others poll the stored row until the new access token is there;
@@ -25,7 +26,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import quote_plus
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -34,14 +35,6 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from king_qics.errors import AuthenticationError, ProtocolError, TransientError
 from king_qics.hooks.base import mask
-from king_qics.state import (
-    StateStore,
-    claim_oauth_refresh,
-    load_oauth_token,
-    release_oauth_refresh,
-    save_oauth_token,
-    utcnow,
-)
 
 if TYPE_CHECKING:
     from king_qics.hooks.qics import QicsMilestonesHook
@@ -54,6 +47,44 @@ REFRESH_POLL_SECONDS = 0.2  # how often a waiting process looks whether the refr
 
 _PROCESS_CACHE: dict[tuple, tuple[str, datetime]] = {}
 _PROCESS_CACHE_LOCK = threading.Lock()
+
+
+class StoredTokens(Protocol):
+    """A connection's stored chain (both tokens encrypted)."""
+
+    seed_fingerprint: str | None
+    refresh_token: str | None
+    access_token: str | None
+    access_expires_at: datetime | None
+
+
+class TokenStore(Protocol):
+    """Where the token chains are kept, shared by every process that syncs (a database)."""
+
+    key: str  # identifies the store: access tokens cached in a process are cached per store
+
+    def load(self, conn_id: str) -> StoredTokens | None: ...
+
+    def claim_refresh(self, conn_id: str, fingerprint: str, holder: str, lease: timedelta) -> bool:
+        """Atomically take the right to refresh (none under way, or one older than ``lease``)."""
+
+    def save(
+        self,
+        conn_id: str,
+        *,
+        seed_fingerprint: str,
+        refresh_token: str,
+        access_token: str,
+        access_expires_at: datetime,
+    ) -> None:
+        """Store the new chain and end the refresh."""
+
+    def release_refresh(self, conn_id: str, holder: str) -> None:
+        """End a refresh that failed (the next process may try)."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def _derive(secret: str, info: bytes) -> bytes:
@@ -85,7 +116,7 @@ class OAuthTokens:
     def __init__(
         self,
         hook: QicsMilestonesHook,
-        store: StateStore,
+        store: TokenStore | None,
         *,
         client_id: str,
         client_secret: str,
@@ -125,7 +156,7 @@ class OAuthTokens:
             f"{self.client_id}\n{self._seed}".encode(),
             hashlib.sha256,
         ).hexdigest()
-        self._cache_key = (store.url, self.conn_id, self.fingerprint)
+        self._cache_key = (store.key if store is not None else "", self.conn_id, self.fingerprint)
         self.last_grant: Grant | None = None  # this object's last refresh (the preflight reports it)
 
     # -- public ------------------------------------------------------------------------------------
@@ -136,12 +167,22 @@ class OAuthTokens:
             cached = _PROCESS_CACHE.get(self._cache_key)
         if cached and cached[1] > utcnow():
             return cached[0]
-        with self.store.engine.connect() as conn:
-            row = load_oauth_token(conn, self.conn_id)
-        token = self._usable_access(row, rejected=None)
+        token = self._usable_access(self.store.load(self.conn_id), rejected=None)
         if token:
             return token
         return self._refresh(rejected=None)
+
+    def check_client(self) -> str:
+        """Whether the token endpoint accepts this client, without spending the refresh token: a
+        refresh with a token that cannot exist is refused as invalid_grant once the client is
+        accepted (invalid_client otherwise, raised as AuthenticationError)."""
+        try:
+            self._grant("king-qics-sync-connection-test", from_chain=False)
+        except AuthenticationError as exc:
+            if "invalid_grant" not in str(exc):
+                raise
+            return "QicsMilestones accepts the client (the refresh token was not used: it is single-use)"
+        raise ProtocolError("qics POST token: a refresh token that cannot exist was accepted")
 
     def renew(self, rejected: str) -> str:
         """The service refused ``rejected`` (HTTP 401): get another access token."""
@@ -189,13 +230,16 @@ class OAuthTokens:
         lease = timedelta(seconds=2 * self.hook.worst_case_seconds())
         waited_until = time.monotonic() + lease.total_seconds()
         while True:
-            with self.store.transaction() as conn:  # short: read, and claim when nobody refreshes
-                row = load_oauth_token(conn, self.conn_id)
+            token = self._usable_access(self.store.load(self.conn_id), rejected)
+            if token:  # another task or worker refreshed while we waited
+                return token
+            if self.store.claim_refresh(self.conn_id, self.fingerprint, me, lease):
+                # read again after the claim: the chain as the last refresh left it, never older
+                row = self.store.load(self.conn_id)
                 token = self._usable_access(row, rejected)
-                if token:  # another task or worker refreshed while we waited
+                if token:
+                    self.store.release_refresh(self.conn_id, me)
                     return token
-                claimed = claim_oauth_refresh(conn, self.conn_id, self.fingerprint, me, lease)
-            if claimed:
                 break
             if time.monotonic() > waited_until:
                 raise TransientError(
@@ -210,17 +254,15 @@ class OAuthTokens:
         try:
             grant = self._grant(refresh_token, from_chain)
         except BaseException:
-            release_oauth_refresh(self.store, self.conn_id, me)
+            self.store.release_refresh(self.conn_id, me)
             raise
-        with self.store.transaction() as conn:
-            save_oauth_token(
-                conn,
-                self.conn_id,
-                seed_fingerprint=self.fingerprint,
-                refresh_token=self._encrypt(grant.refresh_token),
-                access_token=self._encrypt(grant.access_token),
-                access_expires_at=grant.expires_at,
-            )
+        self.store.save(
+            self.conn_id,
+            seed_fingerprint=self.fingerprint,
+            refresh_token=self._encrypt(grant.refresh_token),
+            access_token=self._encrypt(grant.access_token),
+            access_expires_at=grant.expires_at,
+        )
         self._remember(grant.access_token, grant.expires_at)
         self.last_grant = grant
         log.info("qics: refreshed the OAuth access token of connection %s", self.conn_id)

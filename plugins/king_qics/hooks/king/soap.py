@@ -14,7 +14,7 @@ from typing import Any
 from lxml import etree
 
 from king_qics.errors import ProtocolError
-from king_qics.hooks.king_schema import to_wire
+from king_qics.hooks.king.schema import to_wire
 
 NS = "https://cloudswitch.imuisonline.com/"
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -160,7 +160,7 @@ def primary_key(value: Any) -> str | None:
 
     Its format is not documented (an ArrayOfString per the WSDL): one key per row, separated by
     ``;``, ``,``, ``/`` or ``|``; anything else is left to the echoed rows or a read-back."""
-    from king_qics.hooks.king_bookings import booking_key
+    from king_qics.hooks.king.bookings import booking_key
 
     first = value[0] if isinstance(value, list) and value else value
     parts = re.split(r"[;,/|]", str(first or "").strip())
