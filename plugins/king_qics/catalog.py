@@ -1,6 +1,6 @@
 """The facts several rooms need, defined once: the synced entities (their order and DAG), the DAG
 ids and pool names, the time zone everything is scheduled and dated in, the daily cutoff, and where
-the administrations config lives. Imported at DAG-parse time: stdlib only."""
+the administrations config and the mapping overrides live. Imported at DAG-parse time: stdlib only."""
 
 from __future__ import annotations
 
@@ -42,6 +42,14 @@ ENTITIES = (
     Entity("projects", DagKind.PROJECTS_EMPLOYEES, ("employees",)),
 )
 ENTITY_NAMES = tuple(entity.name for entity in ENTITIES)
+# The one task that syncs an entity outside its own DAG: the customers again right after the
+# employees, for the manager links (DEB.MEDEWDEC) that waited for them.
+CUSTOMER_MANAGERS = "customer_managers"
+# Every entity task: its id -> (its DAG, the entity it syncs), in the order the DAGs run them.
+ENTITY_TASKS = {
+    **{entity.name: (entity.dag, entity.name) for entity in ENTITIES},
+    CUSTOMER_MANAGERS: (DagKind.PROJECTS_EMPLOYEES, "customers"),
+}
 
 
 def entities_of(kind: DagKind) -> list[Entity]:
@@ -58,14 +66,21 @@ def pool_name(administration_id: str, api: str) -> str:
 
 
 def config_path(dag_file: str | Path | None = None) -> Path:
-    """The administrations config: ``$KING_QICS_CONFIG``, else ``include/administrations.yaml``
-    beside the DAG folder (the DAG file's own folder, or Airflow's ``[core] dags_folder``)."""
+    """The administrations config: ``$KING_QICS_CONFIG``, else ``administrations.yaml`` in the
+    include folder."""
     if os.environ.get(CONFIG_ENV):
         return Path(os.environ[CONFIG_ENV])
+    return include_dir(dag_file) / CONFIG_NAME
+
+
+def include_dir(dag_file: str | Path | None = None) -> Path:
+    """``include/`` beside the DAG folder (the DAG file's own folder, or Airflow's ``[core]
+    dags_folder``): the administrations config, and overrides of the mappings' data files
+    (``include/mappings/<file>``, king_qics.mapping.files)."""
     if dag_file is not None:
         dags = Path(dag_file).resolve().parent
     else:
         from airflow.configuration import conf
 
         dags = Path(conf.get("core", "dags_folder")).resolve()
-    return dags.parent / "include" / CONFIG_NAME
+    return dags.parent / "include"

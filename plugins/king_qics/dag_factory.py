@@ -147,22 +147,7 @@ def build_master_data_dag(adm, config_path: str) -> DAG:
         doc_md=dag_docs.master_data(adm),
     )
     with dag:
-        tasks = {}
-        master_data = catalog.entities_of(catalog.DagKind.MASTER_DATA)
-        for entity, upstream in ((e.name, e.after) for e in master_data):
-            # all_done: one rejected VAT code must not hold back every item and customer; a record
-            # whose lookup is not synced fails alone ("not synced (yet)") and is retried next run.
-            tasks[entity] = _task(
-                entity,
-                sync_master_data,
-                trigger_rule="all_done" if upstream else "all_success",
-                config_path=config_path,
-                administration_id=adm.id,
-                entity=entity,
-            )
-        for entity, upstream in ((e.name, e.after) for e in master_data):
-            for name in upstream:
-                tasks[name] >> tasks[entity]
+        tasks = _entity_tasks(adm, config_path, catalog.DagKind.MASTER_DATA)
         # After the entity tasks, whatever their outcome, in the same Qics pool. A teardown only
         # because Airflow leaves teardowns out of the DAG run's state: a failed entity task still
         # makes the run fail, and a reconciliation never does.
@@ -171,7 +156,7 @@ def build_master_data_dag(adm, config_path: str) -> DAG:
             reconcile,
             config_path=config_path,
             administration_id=adm.id,
-            entities=[e.name for e in master_data],
+            entities=list(tasks),
         )
         list(tasks.values()) >> reconciliation.as_teardown()
     return dag
@@ -187,23 +172,10 @@ def build_projects_employees_dag(adm, config_path: str) -> DAG:
         doc_md=dag_docs.projects_employees(adm),
     )
     with dag:
-        employees = _task(
-            "employees",
-            sync_master_data,
-            config_path=config_path,
-            administration_id=adm.id,
-            entity="employees",
-        )
-        projects = _task(
-            "projects",
-            sync_master_data,
-            trigger_rule="all_done",
-            config_path=config_path,
-            administration_id=adm.id,
-            entity="projects",
-        )
+        tasks = _entity_tasks(adm, config_path, catalog.DagKind.PROJECTS_EMPLOYEES)
+        # customers synced before their manager (DEB.MEDEWDEC) existed in Qics get the link now
         managers = _task(
-            "customer_managers",
+            catalog.CUSTOMER_MANAGERS,
             sync_master_data,
             trigger_rule="all_done",
             config_path=config_path,
@@ -211,8 +183,29 @@ def build_projects_employees_dag(adm, config_path: str) -> DAG:
             entity="customers",
             pending_only=True,
         )
-        employees >> [projects, managers]
+        tasks["employees"] >> managers
     return dag
+
+
+def _entity_tasks(adm, config_path: str, kind: catalog.DagKind) -> dict[str, PythonOperator]:
+    """One task per entity of the catalog that this DAG syncs, after the entities it looks up."""
+    tasks = {}
+    entities = catalog.entities_of(kind)
+    for entity in entities:
+        # all_done: one rejected VAT code must not hold back every item and customer; a record
+        # whose lookup is not synced fails alone ("not synced (yet)") and is retried next run.
+        tasks[entity.name] = _task(
+            entity.name,
+            sync_master_data,
+            trigger_rule="all_done" if entity.after else "all_success",
+            config_path=config_path,
+            administration_id=adm.id,
+            entity=entity.name,
+        )
+    for entity in entities:
+        for name in entity.after:
+            tasks[name] >> tasks[entity.name]
+    return tasks
 
 
 def build_invoice_export_dag(adm, config_path: str) -> DAG:

@@ -15,10 +15,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from pydantic import ValidationError
 
 from king_qics.errors import AuthenticationError, ProtocolError
-from king_qics.hooks.qics import ODataFilter, QicsMilestonesHook, odata_filter
+from king_qics.hooks.qics import QicsMilestonesHook
 from king_qics.hooks.qics.oauth import clear_process_cache
 from king_qics.hooks.qics.profile import QicsProfile
 from king_qics.state import StateStore
@@ -93,42 +92,11 @@ def use_profile(sb, name: str) -> None:
 # -- the profile -------------------------------------------------------------------------------------
 
 
-def test_profile_from_extras(connect):
+def test_the_hook_reads_its_profile_from_the_connection_s_extras(connect):
+    """(The profile's parsing and the $filter it renders: tests/unit/test_profiles.py.)"""
     hook = connect(enum_literal_style="bare", server_page_size="50", unrelated="x")
     assert hook.profile.enum_literal_style == "bare" and hook.profile.server_page_size == 50
     assert connect().profile == QicsProfile()
-    assert QicsProfile().line_fields()["AmountExclVat"] == "AmountExclVat"
-    for bad in (
-        {"enum_literal_style": "typed"},
-        {"invoice_pdf_path": "https://elsewhere/{key}"},
-        {"invoice_pdf_path": "/api/V3/odata/Invoice/Pdf"},
-        {"line_amount_field": "Amount Excl"},
-        {"oauth_client_auth": "header"},
-    ):
-        with pytest.raises(ValidationError):
-            QicsProfile.from_extras(bad)
-
-
-def test_filters_render_enums_and_dates_per_profile():
-    conditions = {"CompanyId": "1", "InvoiceHeaderState": "Processed"}
-    filter_ = odata_filter(conditions) & ODataFilter.compare("InvoiceDate", "ge", dt.date(2026, 9, 30))
-    assert filter_.render() == (
-        f"CompanyId eq 1 and InvoiceHeaderState eq {NS}.InvoiceHeaderState'Processed'"
-        " and InvoiceDate ge 2026-09-30T00:00:00Z"
-    )
-    alt = QicsProfile(enum_literal_style="bare", date_literal_style="date")
-    assert (
-        filter_.render(alt)
-        == "CompanyId eq 1 and InvoiceHeaderState eq 'Processed' and InvoiceDate ge 2026-09-30"
-    )
-    other_ns = QicsProfile(enum_namespace="Qics.V3")
-    assert (
-        odata_filter({"Origin": "Manual"}).render(other_ns) == "Origin eq Qics.V3.InvoiceLineOrigin'Manual'"
-    )
-    assert ODataFilter.any_of("InvoiceId", [1, 2]).render() == "InvoiceId eq 1 or InvoiceId eq 2"
-    assert str(odata_filter({"CustomerCode": "O'Brien"})) == "CustomerCode eq 'O''Brien'"
-    with pytest.raises(ValueError, match="property name"):
-        odata_filter({"Code eq 1 or Code": 2})
 
 
 # -- literals: the hook's own queries are accepted, the other style is refused as the service would --

@@ -1,4 +1,4 @@
-"""The mapping engine and include/mappings/*.yaml: the vendor's field table reproduced exactly,
+"""The mapping engine and its YAML files (mapping/data/*.yaml): the vendor's field table reproduced exactly,
 every transform and rule, lookups, per-record errors, JSON-ready values, hashing and volume."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from king_qics.catalog import ENTITY_NAMES as ENTITIES
 from king_qics.config import Administration
 from king_qics.mapping import (
-    ENTITIES,
     MappingError,
     load_all,
     load_mapping,
@@ -26,7 +26,7 @@ from king_qics.mapping import (
 from sandbox import universe
 
 ROOT = Path(__file__).resolve().parents[2]
-MAPPINGS = ROOT / "include" / "mappings"
+MAPPINGS = ROOT / "plugins" / "king_qics" / "mapping" / "data"
 VENDOR_TABLE = MAPPINGS / "vendor_field_table.csv"
 RENAMES = {
     "VisiAddressAddress1": "VisitAddressAddress1",
@@ -102,7 +102,7 @@ def one(entity: str, frame: pd.DataFrame, **kwargs) -> dict:
 
 def test_every_mapping_loads_and_is_consistent():
     mappings = load_all()
-    assert set(mappings) == set(ENTITIES) == {path.stem for path in MAPPINGS.glob("*.yaml")}
+    assert set(mappings) == set(ENTITIES) == {path.stem for path in MAPPINGS.glob("*.yaml")} - {"countries"}
     for name, mapping in mappings.items():
         assert mapping.entity == name
         assert mapping.king_fields[0] == mapping.king_key
@@ -734,7 +734,7 @@ def test_projects_from_kdr():
 
 
 def test_transforms_catalogue():
-    from king_qics import transforms as tf
+    from king_qics.mapping import transforms as tf
 
     ctx = tf.Context(pd.DataFrame(index=range(4)), ADM)
     series = pd.Series([" 12 ", 7.0, None, "x"], dtype=object)
@@ -836,3 +836,21 @@ def test_hundred_thousand_debtors_map_column_wise():
     sample = result.records.iloc[:1000]
     hashes = sample.pipe(lambda frame: frame.apply(record_hash, axis=1))
     assert hashes.is_unique
+
+
+def test_a_file_in_include_mappings_overrides_the_package_s(tmp_path, monkeypatch):
+    """include/mappings/ beside the DAG folder is the documented override, file by file."""
+    override = tmp_path / "include" / "mappings"
+    override.mkdir(parents=True)
+    data = yaml.safe_load((MAPPINGS / "cost_centers.yaml").read_text(encoding="utf-8"))
+    data["description"] = "our own cost centers"
+    (override / "cost_centers.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    (override / "countries.yaml").write_text("NL: {name: Holland}\n", encoding="utf-8")
+    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(tmp_path / "dags"))
+    from king_qics.mapping.transforms import countries
+
+    assert load_mapping("cost_centers").description == "our own cost centers"
+    assert load_mapping("vat_codes").description == load_mapping("vat_codes", MAPPINGS).description
+    assert countries() == ({"NL": "NL"}, {"NL": "Holland"})
+    monkeypatch.delenv("AIRFLOW__CORE__DAGS_FOLDER")
+    assert load_mapping("cost_centers").description != "our own cost centers"

@@ -209,17 +209,17 @@ def _accounts(adm, king) -> list[Check]:
 def _article_vat_letters(adm, king) -> Check:
     """Every VAT letter the articles hold names exactly one BTW row (through the items mapping's
     ``via``), or is named in defaults.item_vat_codes: else those articles fail."""
-    from king_qics import transforms as tf
+    from king_qics.mapping import columns as col
 
     verifies = "items.yaml VatCodeId; defaults.item_vat_codes; King row 40"
     items = load_mapping("items")
     lookup = items.fields["VatCodeId"].lookup
     via = lookup.via
-    held = tf.key_text(king.read_table(items.king_table_for(adm), [lookup.from_])[lookup.from_])
+    held = col.key_text(king.read_table(items.king_table_for(adm), [lookup.from_])[lookup.from_])
     letters = sorted(set(held.dropna()))
     table = king.read_table(via.table, [via.key, via.on])
     holders: dict[str, list[str]] = {}
-    for code, key in zip(tf.key_text(table[via.on]), tf.key_text(table[via.key]), strict=True):
+    for code, key in zip(col.key_text(table[via.on]), col.key_text(table[via.key]), strict=True):
         if code is not None:
             holders.setdefault(code, []).append(key)
     configured = adm.defaults.item_vat_codes

@@ -30,17 +30,7 @@ from king_qics.state import (
     synced_records,
 )
 
-# task -> (DAG kind, entity it syncs), in the order the DAGs run them
-TASKS = {
-    "vat_codes": ("master_data", "vat_codes"),
-    "payment_conditions": ("master_data", "payment_conditions"),
-    "cost_centers": ("master_data", "cost_centers"),
-    "items": ("master_data", "items"),
-    "customers": ("master_data", "customers"),
-    "employees": ("projects_employees", "employees"),
-    "projects": ("projects_employees", "projects"),
-    "customer_managers": ("projects_employees", "customers"),
-}
+TASKS = catalog.ENTITY_TASKS  # task -> (DAG kind, entity it syncs), in the order the DAGs run them
 COUNTS = ("read", "new", "changed", "unchanged", "failed", "pending")
 INVOICE_BUCKETS = ("exported", "in_progress", "failing", "skipped")
 

@@ -13,20 +13,16 @@ exported in Qics with an EntityState carrying King's booking key. Rooms:
 See docs/invoice_export.md for the states, the rules and what is assumed.
 """
 
-from king_qics.sync.invoices.booking import (
-    Booking,
+from king_qics.sync.invoices.booking import Booking, KingRefs, NothingToBook, build_booking, vat_per_code
+from king_qics.sync.invoices.export import DATA_SOURCE, InvoiceExport, InvoicePending, claim_lease
+from king_qics.sync.invoices.identity import (
     InvoiceError,
-    KingRefs,
-    NothingToBook,
     booking_marker,
-    build_booking,
     check_pdf,
     invoice_day,
     invoice_fact,
     pdf_filename,
-    vat_per_code,
 )
-from king_qics.sync.invoices.export import DATA_SOURCE, InvoiceExport, InvoicePending, claim_lease
 from king_qics.sync.invoices.report import ExportReport, ledger_sentence, ledger_summary, run_sentence
 
 __all__ = [

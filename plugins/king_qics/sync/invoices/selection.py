@@ -15,7 +15,8 @@ from king_qics.errors import ProtocolError
 from king_qics.hooks.king.schema import parse_date
 from king_qics.hooks.qics import ODataFilter, odata_filter
 from king_qics.state import EXPORT_DONE_STATES, ExportState, InvoiceLedger
-from king_qics.sync.invoices.booking import FiscalPeriod, InvoiceError, KingRefs, invoice_day, json_default
+from king_qics.sync.invoices.booking import FiscalPeriod, KingRefs, json_default
+from king_qics.sync.invoices.identity import InvoiceError, invoice_day
 from king_qics.sync.invoices.report import ExportReport
 
 log = logging.getLogger(__name__)

@@ -11,11 +11,8 @@ King fields they declare in ``RULES`` and the administration's defaults.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
@@ -25,18 +22,20 @@ import numpy as np
 import pandas as pd
 import yaml
 
-
-def _include_dir() -> Path:
-    """include/ beside plugins/ (the repository, an editable install); for an installed copy of the
-    package (the Docker image) the one in $AIRFLOW_HOME, where docker-compose.yaml mounts it."""
-    beside = Path(__file__).resolve().parents[2] / "include"
-    if beside.is_dir():
-        return beside
-    return Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow") / "include"
-
-
-INCLUDE_DIR = _include_dir()
-COUNTRIES_FILE = INCLUDE_DIR / "countries.yaml"
+from king_qics.mapping.columns import (
+    Context,
+    Result,
+    blank,
+    combine_errors,
+    errors_where,
+    finalize,
+    keep,
+    missing,
+    on_text,
+    text,
+    text_scalar,
+)
+from king_qics.mapping.files import data_file
 
 # Deliberately simple and strict: one address, local@domain.tld, no spaces, no display names.
 EMAIL_PATTERN = r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}"  # noqa: E501
@@ -44,132 +43,6 @@ TRUE_WORDS = {"J", "JA", "Y", "YES", "TRUE", "1", "T"}
 FALSE_WORDS = {"N", "NEE", "NO", "FALSE", "0", "F"}
 HOUR_UNITS = {"uur", "uren", "u"}
 ADDRESS_SEPARATORS = re.compile(r"[;,]")
-
-
-@dataclass
-class Context:
-    """What a transform or rule may use besides its column."""
-
-    frame: pd.DataFrame
-    administration: Any
-    lookups: dict[str, dict[str, int]] = field(default_factory=dict)
-    extra_tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-    today: date = field(default_factory=date.today)
-    # (rows, message) pairs a transform raised: the record is mapped, and the task log says why
-    # it may not be what King holds (mapping.MappingResult.warnings)
-    warnings: list[tuple[pd.Series, pd.Series]] = field(default_factory=list)
-
-    def warn(self, mask: pd.Series, messages: pd.Series | str) -> None:
-        if mask.any():
-            self.warnings.append((mask, _errors_where(mask, messages)))
-
-    def config(self, path: str) -> Any:
-        """``defaults.item_type``, ``company_id``, ... of the administration."""
-        value = self.administration
-        for part in path.split("."):
-            value = value[part] if isinstance(value, dict) else getattr(value, part)
-        return value
-
-
-Result = tuple[pd.Series, pd.Series | None]
-
-
-# -- column helpers ---------------------------------------------------------------------------
-
-
-def blank(index: pd.Index) -> pd.Series:
-    return pd.Series([None] * len(index), index=index, dtype=object)
-
-
-def keep(values: pd.Series, mask: pd.Series) -> pd.Series:
-    """Object Series with ``values`` where ``mask`` holds and None elsewhere (never NaN: pandas'
-    ``where(mask, None)`` gives NaN on non-object dtypes, such as the 'str' dtype map() infers)."""
-    out = values.astype(object).copy()
-    out[~mask.to_numpy(dtype=bool)] = None
-    return out
-
-
-def finalize(values: pd.Series) -> pd.Series:
-    """Object dtype, Python scalars (int, bool, str, Decimal), None for missing."""
-    if pd.api.types.is_bool_dtype(values.dtype) and not values.isna().any():
-        return values.astype(bool).astype(object)
-    if pd.api.types.is_integer_dtype(values.dtype):
-        out = values.astype(object)
-        return keep(out, values.notna())
-    if pd.api.types.is_float_dtype(values.dtype):
-        integral = values.notna() & (values == np.floor(values.fillna(0)))
-        out = values.astype(object)
-        out[integral] = values[integral].astype("int64").astype(object)
-        return keep(out, values.notna())
-    out = values.astype(object)
-    return keep(out, values.notna())
-
-
-def missing(values: pd.Series) -> pd.Series:
-    """True where a value is None/NaN/NaT or text that is empty after stripping."""
-    absent = values.isna()
-    if _all_text(values):
-        return absent | values.where(~absent, "x").astype(str).str.strip().eq("")
-    if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
-        is_text = values.map(lambda v: isinstance(v, str), na_action="ignore").fillna(False).astype(bool)
-        empty_text = values.where(is_text, "x").astype(str).str.strip().eq("")
-        return absent | (is_text & empty_text)
-    return absent
-
-
-def _text_scalar(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool | np.bool_):
-        return "J" if value else "N"
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return str(int(value))
-    if isinstance(value, Decimal):
-        return str(value.quantize(Decimal(1))) if value == value.to_integral_value() else str(value)
-    if isinstance(value, datetime | date | pd.Timestamp):
-        return value.isoformat()
-    return str(value)
-
-
-def _all_text(values: pd.Series) -> bool:
-    """Every present value is a str (checked in C, not per row in Python)."""
-    if isinstance(values.dtype, pd.StringDtype):
-        return True
-    return values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty")
-
-
-def text(values: pd.Series) -> pd.Series:
-    """Values as text (10000.0 -> '10000'), None for missing."""
-    if _all_text(values):
-        return keep(values.astype(object), values.notna())
-    if pd.api.types.is_integer_dtype(values.dtype):
-        return finalize(values.astype("Int64").astype("string").astype(object))
-    out = values.astype(object).map(_text_scalar, na_action="ignore")
-    return keep(out, values.notna())
-
-
-def key_text(values: pd.Series) -> pd.Series:
-    """King codes as the text the state store keys on: stripped, integral numbers without '.0'."""
-    out = text(values)
-    out = on_text(out, lambda t: t.strip())
-    return keep(out, ~missing(out))
-
-
-def on_text(values: pd.Series, operation) -> pd.Series:
-    """Apply a ``.str`` operation to the present values; None stays None."""
-    present = values.notna()
-    return keep(operation(values.where(present, "").astype(str).str), present)
-
-
-def _errors_where(mask: pd.Series, messages: pd.Series | str) -> pd.Series | None:
-    if not mask.any():
-        return None
-    out = blank(mask.index)
-    if isinstance(messages, str):
-        out[mask] = messages
-    else:
-        out[mask] = messages[mask]
-    return out
 
 
 # -- transforms -------------------------------------------------------------------------------
@@ -207,14 +80,14 @@ def t_int(values: pd.Series, ctx: Context, arg: str | None) -> Result:
     numbers = pd.to_numeric(keep(as_text, ~empty), errors="coerce")
     bad = ~empty & (numbers.isna() | (numbers != np.floor(numbers.fillna(0))))
     out = finalize(numbers.where(~bad).astype("Float64").round(0).astype("Int64"))
-    errors = _errors_where(bad, "'" + as_text.astype(str) + "' is not a whole number")
+    errors = errors_where(bad, "'" + as_text.astype(str) + "' is not a whole number")
     return keep(out, ~empty & ~bad), errors
 
 
 def _decimal(value: Any) -> Any:
     try:
         number = (
-            value if isinstance(value, Decimal) else Decimal(_text_scalar(value).strip().replace(",", "."))
+            value if isinstance(value, Decimal) else Decimal(text_scalar(value).strip().replace(",", "."))
         )
     except InvalidOperation:
         return None
@@ -225,7 +98,7 @@ def t_decimal(values: pd.Series, ctx: Context, arg: str | None) -> Result:
     empty = missing(values)
     out = keep(values.astype(object), ~empty).map(_decimal, na_action="ignore")
     bad = ~empty & out.isna()
-    return keep(out, ~bad), _errors_where(bad, "'" + text(values).astype(str) + "' is not a number")
+    return keep(out, ~bad), errors_where(bad, "'" + text(values).astype(str) + "' is not a number")
 
 
 def t_percentage(values: pd.Series, ctx: Context, arg: str | None) -> Result:
@@ -233,7 +106,7 @@ def t_percentage(values: pd.Series, ctx: Context, arg: str | None) -> Result:
     out, errors = t_decimal(values, ctx, arg)
     numbers = out.where(out.notna(), Decimal(0))
     bad = out.notna() & ((numbers < 0) | (numbers > 100))
-    range_errors = _errors_where(bad, "'" + text(values).astype(str) + "' is not a percentage from 0 to 100")
+    range_errors = errors_where(bad, "'" + text(values).astype(str) + "' is not a percentage from 0 to 100")
     return keep(out, ~bad), combine_errors(errors, range_errors)
 
 
@@ -252,7 +125,7 @@ def _as_bool(values: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
 
 def t_bool(values: pd.Series, ctx: Context, arg: str | None) -> Result:
     out, _, bad = _as_bool(values)
-    return out, _errors_where(bad, "'" + text(values).astype(str) + "' is not J/N")
+    return out, errors_where(bad, "'" + text(values).astype(str) + "' is not J/N")
 
 
 def t_not_blocked(values: pd.Series, ctx: Context, arg: str | None) -> Result:
@@ -261,12 +134,17 @@ def t_not_blocked(values: pd.Series, ctx: Context, arg: str | None) -> Result:
     out = blank(values.index)
     out[:] = True
     out[blocked.eq(True)] = False
-    return out, _errors_where(bad, "BLOK '" + text(values).astype(str) + "' is not J/N")
+    return out, errors_where(bad, "BLOK '" + text(values).astype(str) + "' is not J/N")
+
+
+def countries() -> tuple[dict[str, str], dict[str, str]]:
+    """(any accepted King code -> ISO alpha-2, ISO alpha-2 -> Dutch name), from countries.yaml."""
+    path = data_file("countries.yaml")
+    return _countries(path, path.stat().st_mtime_ns)
 
 
 @cache
-def countries(path: Path = COUNTRIES_FILE) -> tuple[dict[str, str], dict[str, str]]:
-    """(any accepted King code -> ISO alpha-2, ISO alpha-2 -> Dutch name)."""
+def _countries(path: Path, _mtime: int) -> tuple[dict[str, str], dict[str, str]]:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     codes, names = {}, {}
     for iso, entry in data.items():
@@ -286,8 +164,8 @@ def _iso_country(values: pd.Series, ctx: Context) -> Result:
     default = str(ctx.config("defaults.country_code")).upper()
     iso = iso.where(~empty, codes.get(default, default))
     bad = ~empty & iso.isna()
-    errors = _errors_where(
-        bad, "King LAND '" + given.astype(str) + "' is not a known country (include/countries.yaml)"
+    errors = errors_where(
+        bad, "King LAND '" + given.astype(str) + "' is not a known country (countries.yaml)"
     )
     return keep(iso, ~bad), errors
 
@@ -308,7 +186,7 @@ def t_email(values: pd.Series, ctx: Context, arg: str | None) -> Result:
     present = out.notna()
     valid = out.where(present, "").astype(str).str.fullmatch(EMAIL_PATTERN)
     bad = present & ~valid
-    return keep(out, ~bad), _errors_where(bad, "'" + out.astype(str) + "' is not a valid e-mail address")
+    return keep(out, ~bad), errors_where(bad, "'" + out.astype(str) + "' is not a valid e-mail address")
 
 
 def _addresses(text: str) -> tuple[str | None, str | None, str | None]:
@@ -351,7 +229,7 @@ def t_date(values: pd.Series, ctx: Context, arg: str | None) -> Result:
     parsed = pd.to_datetime(keep(values, ~empty), errors="coerce", format="mixed")
     bad = ~empty & parsed.isna()
     out = keep(parsed.dt.strftime("%Y-%m-%d"), ~empty & ~bad)
-    return out, _errors_where(bad, "'" + text(values).astype(str) + "' is not a date")
+    return out, errors_where(bad, "'" + text(values).astype(str) + "' is not a date")
 
 
 def t_join(values: pd.Series | pd.DataFrame, ctx: Context, arg: str | None) -> Result:
@@ -439,7 +317,7 @@ def r_employee_active(ctx: Context) -> Result:
     gone = parsed.notna() & (parsed < pd.Timestamp(ctx.today))
     bad = ~empty & parsed.isna()
     out = active.where(~gone, False).astype(object)
-    date_errors = _errors_where(bad, "DATUITDIENST '" + text(left).astype(str) + "' is not a date")
+    date_errors = errors_where(bad, "DATUITDIENST '" + text(left).astype(str) + "' is not a date")
     return out, combine_errors(errors, date_errors)
 
 
@@ -450,14 +328,3 @@ RULES: dict[str, tuple[tuple[str, ...], Callable[[Context], Result]]] = {
     "allow_time_entry": (("EENHVERK",), r_allow_time_entry),
     "employee_active": (("BLOK", "DATUITDIENST"), r_employee_active),
 }
-
-
-def combine_errors(first: pd.Series | None, second: pd.Series | None) -> pd.Series | None:
-    if first is None:
-        return second
-    if second is None:
-        return first
-    both = first.notna() & second.notna()
-    out = first.where(first.notna(), second)
-    out[both] = first[both].astype(str) + "; " + second[both].astype(str)
-    return out
