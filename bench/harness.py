@@ -178,7 +178,7 @@ def write_config(folder: Path, count: int = 1) -> Path:
 
 def reset_state() -> None:
     """An empty sync-state store and no cached OAuth token (as on a new installation)."""
-    from king_qics.hooks.oauth import clear_process_cache
+    from king_qics.hooks.qics.oauth import clear_process_cache
     from king_qics.state import StateStore, metadata
 
     store = StateStore.from_settings()
@@ -188,19 +188,20 @@ def reset_state() -> None:
 
 
 def sync_entities(config: Path, entities: list[str], *, full_refresh: bool = False) -> dict[str, dict]:
-    """Each entity through king_qics.tasks.sync_master_data, the callable of the DAG's tasks."""
-    from king_qics.tasks import sync_master_data
+    """Each entity through king_qics.tasks.master_data.sync_master_data, the DAG tasks' callable."""
+    from king_qics.tasks.master_data import sync_master_data
 
     context = {"params": {"full_refresh": full_refresh, "dry_run": False}, "run_id": "bench"}
-    return {entity: sync_master_data(str(config), ADMINISTRATION, entity, context) for entity in entities}
+    return {entity: sync_master_data(str(config), ADMINISTRATION, entity, **context) for entity in entities}
 
 
 def export_invoices(config: Path) -> dict[str, dict]:
-    """The invoice export DAG's select and export steps (king_qics.tasks.export_invoices)."""
-    from king_qics.tasks import export_invoices as step
+    """The invoice export DAG's select and export tasks (king_qics.tasks.invoices)."""
+    from king_qics.tasks.invoices import export_invoices, select_invoices
 
     context = {"params": {"full_refresh": False, "dry_run": False}, "run_id": "bench"}
-    return {name: step(str(config), ADMINISTRATION, name, context) for name in ("select", "export")}
+    steps = {"select": select_invoices, "export": export_invoices}
+    return {name: step(str(config), ADMINISTRATION, **context) for name, step in steps.items()}
 
 
 def expire_daily_full_read() -> None:

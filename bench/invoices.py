@@ -1,6 +1,6 @@
 """Figure 4: invoice export of N processed Qics invoices to King (booking + PDF + mark).
 
-Ours: the invoice export DAG's select and export steps (king_qics.tasks.export_invoices) on an
+Ours: the invoice export DAG's select and export tasks (king_qics.tasks.invoices) on an
 empty ledger. Bare: the same HTTP calls replayed with requests (bench.bare) against sandboxes
 reloaded with the same data. Bookings per second of both and ours / bare. Then a second run with
 nothing new, which shows what the select step re-reads every run (all processed invoice headers

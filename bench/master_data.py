@@ -32,6 +32,7 @@ from bench.harness import (
     write_config,
     writes,
 )
+from tests.king_records import update_record
 
 FULL, QUICK = 10_000, 300
 CHANGED_SHARE = 0.01
@@ -50,11 +51,11 @@ def king_tables() -> dict[str, list[str]]:
 
 def change_debtors(numbers: list[int]) -> None:
     """Change the city of these debtors in King through its API (as a user would in King)."""
-    from king_qics.hooks.king_finance import KingFinanceHook
+    from king_qics.hooks.king import KingFinanceHook
 
     with KingFinanceHook("king_noord") as king:
         for number in numbers:
-            king.update_record("DEB", "NR", number, {"PLAATS": f"Bench {number % 97}"})
+            update_record(king, "DEB", "NR", number, {"PLAATS": f"Bench {number % 97}"})
 
 
 def cycle(sb, config: Path) -> tuple[dict, dict, dict, dict]:
@@ -65,7 +66,7 @@ def cycle(sb, config: Path) -> tuple[dict, dict, dict, dict]:
 
 
 def run(quick: bool, size: str | None = None) -> list[dict]:
-    from king_qics.hooks.king_finance import KingFinanceHook
+    from king_qics.hooks.king import KingFinanceHook
 
     debtors = int(size) if size else (QUICK if quick else FULL)
     cmd = command(quick, "master_data") + (f" --size master_data={size}" if size else "")

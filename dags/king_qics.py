@@ -7,16 +7,13 @@ naming the administration and the field, while the other administrations' DAGs l
 """
 
 import gc
-import os
-from pathlib import Path
 
+from king_qics.catalog import config_path
 from king_qics.config import load_administrations
 from king_qics.dag_factory import build_dags, config_error_dag
+from king_qics.dag_preflight import build_preflight_dag
 
-CONFIG_PATH = Path(
-    os.environ.get("KING_QICS_CONFIG")
-    or Path(__file__).resolve().parent.parent / "include" / "administrations.yaml"
-)
+CONFIG_PATH = config_path(__file__)
 
 _config = load_administrations(CONFIG_PATH)
 # Building hundreds of DAGs allocates hundreds of thousands of long-lived objects, which set off
@@ -28,6 +25,9 @@ try:
         if _adm.enabled:
             for _dag in build_dags(_adm, str(CONFIG_PATH)):
                 globals()[_dag.dag_id] = _dag
+    if _config.administrations:
+        _preflight = build_preflight_dag(_config.administrations, str(CONFIG_PATH))
+        globals()[_preflight.dag_id] = _preflight
 finally:
     gc.enable()
 if _config.errors:

@@ -1,11 +1,13 @@
 """``python -m sandbox serve [--host H] [--king-port P] [--qics-port Q] [--fixture FILE | --generate N]
-[--seed S]``"""
+[--seed S] [--king-profile default|alt] [--qics-profile default|alt]``"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 
+from sandbox.king.wire import PROFILES as KING_PROFILES
+from sandbox.qics.profile import PROFILES as QICS_PROFILES
 from sandbox.server import (
     DEFAULT_FIXTURE,
     DEFAULT_KING_PORT,
@@ -31,11 +33,25 @@ def main(argv: list[str] | None = None) -> None:
         "--generate", type=int, metavar="N", help="generate N debtors with consistent lookups"
     )
     run.add_argument("--seed", type=int, default=1, help="seed of the generator and of fault draws")
+    run.add_argument(
+        "--qics-profile",
+        default="default",
+        choices=sorted(QICS_PROFILES),
+        help='the Qics wire profile (sandbox/qics/profile.py); a fixture\'s "profile" key overrides it',
+    )
     run.add_argument("--log-level", default="warning")
+    run.add_argument(
+        "--king-profile",
+        choices=sorted(KING_PROFILES),
+        default=None,
+        help="the King wire profile the emulator speaks (sandbox/king/wire.py; default: the fixture's)",
+    )
     args = parser.parse_args(argv)
 
     fixture = read_fixture(args.fixture) if args.fixture else None
-    king, qics = build_emulators(fixture, args.generate, args.seed)
+    king, qics = build_emulators(fixture, args.generate, args.seed, qics_profile=args.qics_profile)
+    if args.king_profile:
+        king.wire = KING_PROFILES[args.king_profile]
     asyncio.run(serve(king.app, qics.app, args.king_port, args.qics_port, args.log_level, args.host))
 
 

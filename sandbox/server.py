@@ -20,11 +20,13 @@ def read_fixture(path: str | Path) -> dict:
     return fixture
 
 
-def build_emulators(fixture: dict | None = None, generate: int | None = None, seed: int = 1):
+def build_emulators(
+    fixture: dict | None = None, generate: int | None = None, seed: int = 1, qics_profile: str = "default"
+):
     from sandbox.king import KingEmulator
     from sandbox.qics import QicsEmulator
 
-    king, qics = KingEmulator(), QicsEmulator()
+    king, qics = KingEmulator(), QicsEmulator(profile=qics_profile)
     if generate is not None:
         king.load({"generate": generate, "seed": seed})
         qics.load({"generate": generate, "seed": seed})
@@ -68,11 +70,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_process(king_port: int, qics_port: int, *, output=None, timeout: float = 60):
+def start_process(
+    king_port: int, qics_port: int, *, output=None, timeout: float = 60, qics_profile: str | None = None
+):
     """``python -m sandbox serve`` as a child process, returned once both ports answer.
 
     ``output``: a file for the sandboxes' own log (never a pipe nobody reads: a full pipe would
-    block the emulators); default: inherit.
+    block the emulators); default: inherit. ``qics_profile``: ``--qics-profile`` (default: default).
     """
     import subprocess
     import sys
@@ -90,6 +94,7 @@ def start_process(king_port: int, qics_port: int, *, output=None, timeout: float
             str(king_port),
             "--qics-port",
             str(qics_port),
+            *(["--qics-profile", qics_profile] if qics_profile else []),
         ],
         cwd=Path(__file__).resolve().parents[1],
         stdout=output,

@@ -50,7 +50,7 @@ REVENUE_ACCOUNTS = [(8000, "Omzet advies"), (8010, "Omzet projectmanagement"), (
 DEBTORS_CONTROL_ACCOUNT = 1300
 FIRST_DEBTOR_NUMBER = 10000
 ITEM_GROUPS = [(1, "Advies", 8000), (2, "Projectmanagement", 8010), (3, "Overig", 8020)]
-ITEMS = [  # ART.NR, OMSCHR, ARTGRP, BTW (= BTW.NR), EENHVERK
+ITEMS = [  # ART.NR, OMSCHR, ARTGRP, BTW.NR of its VAT (ART.BTW holds that code's BTWPL letter), EENHVERK
     ("ADV", "Adviesuur", 1, 1, "uur"),
     ("PM", "Projectmanagement uur", 2, 1, "uur"),
     ("REIS", "Reiskosten", 3, 1, "km"),

@@ -14,6 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
+from king_qics.catalog import CONFIG_NAME  # noqa: E402
 from sandbox import universe  # noqa: E402
 from sandbox.server import free_port  # noqa: E402
 
@@ -117,7 +118,7 @@ def sandbox_connections(king_url: str, qics_url: str) -> dict[str, dict]:
 def administrations():
     from king_qics.config import load_administrations
 
-    return load_administrations(ROOT / "include" / "administrations.yaml").administrations
+    return load_administrations(ROOT / "include" / CONFIG_NAME).administrations
 
 
 def demo_pools() -> dict[str, dict]:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import requests
 
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+from king_qics import catalog
+from king_qics.catalog import AMSTERDAM
+
 ORDER = ("master_data", "projects_employees", "invoice_export")
 
 
@@ -77,7 +78,7 @@ class AirflowApi:
 def first_runs(api: AirflowApi, administrations, say=print, run_timeout: float = 900) -> dict[str, str]:
     """Trigger every DAG of ``administrations`` once, kind by kind; returns DAG id -> final state."""
     api.login()
-    dag_ids = {kind: [f"king_qics__{adm.id}__{kind}" for adm in administrations] for kind in ORDER}
+    dag_ids = {kind: [catalog.dag_id(adm.id, kind) for adm in administrations] for kind in ORDER}
     api.wait_for_dags([dag_id for ids in dag_ids.values() for dag_id in ids], timeout=300)
     states = {}
     for kind in ORDER:

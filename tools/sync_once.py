@@ -23,6 +23,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "plugins"), str(ROOT / "tools")]
 
 from demo_home import airflow_env, prepare_airflow_home  # noqa: E402
 
+from king_qics import catalog  # noqa: E402
+from king_qics.catalog import CONFIG_NAME  # noqa: E402
 from sandbox.server import free_port, start_process, stop_process  # noqa: E402
 
 FIXTURE = ROOT / "sandbox" / "fixtures" / "demo.json"
@@ -68,8 +70,8 @@ def main() -> int:
         )
         from king_qics.config import load_administrations
 
-        administrations = load_administrations(ROOT / "include" / "administrations.yaml").administrations
-        dag_ids = [f"king_qics__{adm.id}__{kind}" for adm in administrations for kind in DAG_KINDS]
+        administrations = load_administrations(ROOT / "include" / CONFIG_NAME).administrations
+        dag_ids = [catalog.dag_id(adm.id, kind) for adm in administrations for kind in DAG_KINDS]
         rounds: list[dict] = []
         for number in (1, 2):
             results = {}

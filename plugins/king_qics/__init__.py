@@ -17,7 +17,7 @@ def get_provider_info() -> dict:
         "connection-types": [
             {
                 "connection-type": "king_finance",
-                "hook-class-name": "king_qics.hooks.king_finance.KingFinanceHook",
+                "hook-class-name": "king_qics.hooks.king.KingFinanceHook",
                 "hook-name": "King Finance (Cloudswitch)",
                 "ui-field-behaviour": {
                     "hidden-fields": ["schema", "port", "login", "password", "extra"],

@@ -69,6 +69,15 @@ class Defaults(_Strict):
     payment_condition_type: str = "Days"
     # debtors (CustomerCompany)
     country_code: str = Field("NL", pattern=r"^[A-Z]{2}$")  # when DEB.LAND is empty
+    # King's DEB has no VAT-code field: a debtor's VAT liability (DEB.BTWPL: B plichtig, L laag,
+    # I binnen EU, U buiten EU, N niet plichtig) -> the King BTW.NR its Qics VatCodeId is set to;
+    # a liability not listed leaves VatCodeId empty (the articles' VAT codes apply). Example:
+    # {I: 3, U: 0} (reverse charge within the EU, 0 % outside).
+    customer_vat_codes: dict[str, int] = Field(default_factory=dict)
+    # items (ItemCompany.VatCodeId): an article's VAT code letter (ART.BTW) -> the King BTW.NR,
+    # for letters King's BTW table does not tell apart (several BTW rows hold it in BTWPL); a
+    # letter not listed is translated through the BTW table (items.yaml). Example: {B: 1}.
+    item_vat_codes: dict[str, int] = Field(default_factory=dict)
     # projects (Project): booleans Qics requires and King has no equivalent for
     project_allow_planning: bool = True
     project_hide_budgets_on_timesheet: bool = False

@@ -1,6 +1,6 @@
 """Builds one administration's DAGs from its validated config. Imported at DAG-parse time:
-only airflow.sdk and the config model here; everything that talks to an API runs inside tasks
-(king_qics.tasks)."""
+airflow.sdk, the catalog and the tasks' callables (king_qics.tasks, import-light: everything that
+talks to an API is imported inside them, on the worker)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,11 @@ from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, MultipleCronTriggerTimetable, Param
 from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryAction, RetryRule
 
-TIMEZONE = "Europe/Amsterdam"
+from king_qics import catalog, dag_docs
+from king_qics.tasks.invoices import export_invoices, report_invoices, select_invoices
+from king_qics.tasks.master_data import reconcile, sync_master_data
+
 JSON_SCHEMA_DRAFT = "http://json-schema.org/draft-07/schema#"
-MASTER_DATA_ORDER = {  # task -> upstream tasks (lookups first)
-    "vat_codes": [],
-    "payment_conditions": [],
-    "cost_centers": [],
-    "items": ["vat_codes"],
-    "customers": ["vat_codes", "payment_conditions", "cost_centers"],
-}
 
 # Data errors are final (clearing the task retries the failing records); faults of the APIs are
 # retried with exponential backoff.
@@ -108,7 +104,7 @@ def _task(task_id: str, python_callable, trigger_rule: str = "all_success", **op
 
 
 def pool_name(adm, api: str) -> str:
-    return f"king_qics__{adm.id}__{api}"
+    return catalog.pool_name(adm.id, api)
 
 
 def _dag(
@@ -125,10 +121,10 @@ def _dag(
     time, no catchup, retries with backoff, the pool of the API it writes to, params, tags."""
     direction = "king->qics" if writes_to == "qics" else "qics->king"
     return DAG(
-        dag_id=f"king_qics__{adm.id}__{kind}",
+        dag_id=catalog.dag_id(adm.id, kind),
         description=description,
         schedule=MultipleCronTriggerTimetable(
-            *window_crons(adm.schedule.start, adm.schedule.end, interval_minutes), timezone=TIMEZONE
+            *window_crons(adm.schedule.start, adm.schedule.end, interval_minutes), timezone=catalog.TIMEZONE
         ),
         start_date=None,
         catchup=False,
@@ -141,185 +137,93 @@ def _dag(
 
 
 def build_master_data_dag(adm, config_path: str) -> DAG:
-    schedule = adm.schedule
     dag = _dag(
         adm,
         "master_data",
         description=f"King -> Qics master data of {adm.name}",
-        interval_minutes=schedule.interval_minutes,
+        interval_minutes=adm.schedule.interval_minutes,
         writes_to="qics",
         params={"reconcile": flag("Also compare King with Qics now (daily anyway); writes nothing")},
-        doc_md=f"""
-### King -> Qics master data: {adm.name}
-
-Every {schedule.interval_minutes} minutes from {schedule.start} to {schedule.end} (Europe/Amsterdam),
-reads King Finance (connection `{adm.king_conn_id}`) and writes new and changed records to
-QicsMilestones company {adm.qics_company_id} (connection `{adm.qics_conn_id}`):
-VAT codes, payment conditions and cost centers, then articles (items), then debtors (customers).
-Only records whose mapped fields changed are written; deletions are never propagated.
-
-Each task logs and returns counts (read, new, changed, unchanged, failed). A red task lists the
-records Qics or the mapping rejected, with the reason; they are retried by every following run,
-and clearing the task retries exactly those. Trigger with `full_refresh` to re-read and compare
-everything (initial load, repair), or `dry_run` to see what would change without writing.
-
-`reconcile` (after the entity tasks; on the first run after 07:00 each day, or when triggered with
-`reconcile: true`, else skipped) compares every record and field King says Qics should hold with
-what Qics holds, writes to neither, and logs and stores the differences (the King <-> Qics page).
-Trigger with `{{"reconcile": true, "dry_run": true}}` for the report alone.
-""",
+        doc_md=dag_docs.master_data(adm),
     )
     with dag:
-        tasks = {}
-        for entity, upstream in MASTER_DATA_ORDER.items():
-            # all_done: one rejected VAT code must not hold back every item and customer; a record
-            # whose lookup is not synced fails alone ("not synced (yet)") and is retried next run.
-            tasks[entity] = _task(
-                entity,
-                _sync_master_data,
-                trigger_rule="all_done" if upstream else "all_success",
-                config_path=config_path,
-                administration_id=adm.id,
-                entity=entity,
-            )
-        for entity, upstream in MASTER_DATA_ORDER.items():
-            for name in upstream:
-                tasks[name] >> tasks[entity]
+        tasks = _entity_tasks(adm, config_path, catalog.DagKind.MASTER_DATA)
         # After the entity tasks, whatever their outcome, in the same Qics pool. A teardown only
         # because Airflow leaves teardowns out of the DAG run's state: a failed entity task still
         # makes the run fail, and a reconciliation never does.
-        reconcile = _task(
+        reconciliation = _task(
             "reconcile",
-            _reconcile,
+            reconcile,
             config_path=config_path,
             administration_id=adm.id,
-            entities=list(MASTER_DATA_ORDER),
+            entities=list(tasks),
         )
-        list(tasks.values()) >> reconcile.as_teardown()
+        list(tasks.values()) >> reconciliation.as_teardown()
     return dag
 
 
-def _sync_master_data(
-    config_path: str, administration_id: str, entity: str, pending_only: bool = False, **context
-) -> dict:
-    from king_qics.tasks import sync_master_data
-
-    return sync_master_data(config_path, administration_id, entity, context, pending_only=pending_only)
-
-
-def _reconcile(config_path: str, administration_id: str, entities: list[str], **context) -> dict:
-    from king_qics.tasks import reconcile
-
-    return reconcile(config_path, administration_id, entities, context)
-
-
 def build_projects_employees_dag(adm, config_path: str) -> DAG:
-    schedule = adm.schedule
-    interval = adm.projects_employees_interval_minutes
     dag = _dag(
         adm,
         "projects_employees",
         description=f"King -> Qics employees and projects of {adm.name}",
-        interval_minutes=interval,
+        interval_minutes=adm.projects_employees_interval_minutes,
         writes_to="qics",
-        doc_md=f"""
-### King -> Qics employees and projects: {adm.name}
-
-Every {interval} minutes from {schedule.start} to {schedule.end} (Europe/Amsterdam): less often than
-the other master data, because they change less often and to limit API calls. Reads King Finance
-(connection `{adm.king_conn_id}`) and writes new and changed records to QicsMilestones company
-{adm.qics_company_id} (connection `{adm.qics_conn_id}`):
-
-- `employees`: King MEDEWERKER -> Qics EmployeeCompany;
-- `projects`: King {adm.projects_table} (cost units) -> Qics Project, after the employees (a
-  project's manager is an employee, its customer a debtor synced by the master-data DAG);
-- `customer_managers`: customers synced before their manager (DEB.MEDEWDEC) existed in Qics get
-  the link right after the employees are in.
-
-Only records whose mapped fields changed are written; deletions are never propagated. Counts,
-failures, `full_refresh` and `dry_run` work as in the master-data DAG.
-""",
+        doc_md=dag_docs.projects_employees(adm),
     )
     with dag:
-        employees = _task(
-            "employees",
-            _sync_master_data,
-            config_path=config_path,
-            administration_id=adm.id,
-            entity="employees",
-        )
-        projects = _task(
-            "projects",
-            _sync_master_data,
-            trigger_rule="all_done",
-            config_path=config_path,
-            administration_id=adm.id,
-            entity="projects",
-        )
+        tasks = _entity_tasks(adm, config_path, catalog.DagKind.PROJECTS_EMPLOYEES)
+        # customers synced before their manager (DEB.MEDEWDEC) existed in Qics get the link now
         managers = _task(
-            "customer_managers",
-            _sync_master_data,
+            catalog.CUSTOMER_MANAGERS,
+            sync_master_data,
             trigger_rule="all_done",
             config_path=config_path,
             administration_id=adm.id,
             entity="customers",
             pending_only=True,
         )
-        employees >> [projects, managers]
+        tasks["employees"] >> managers
     return dag
 
 
+def _entity_tasks(adm, config_path: str, kind: catalog.DagKind) -> dict[str, PythonOperator]:
+    """One task per entity of the catalog that this DAG syncs, after the entities it looks up."""
+    tasks = {}
+    entities = catalog.entities_of(kind)
+    for entity in entities:
+        # all_done: one rejected VAT code must not hold back every item and customer; a record
+        # whose lookup is not synced fails alone ("not synced (yet)") and is retried next run.
+        tasks[entity.name] = _task(
+            entity.name,
+            sync_master_data,
+            trigger_rule="all_done" if entity.after else "all_success",
+            config_path=config_path,
+            administration_id=adm.id,
+            entity=entity.name,
+        )
+    for entity in entities:
+        for name in entity.after:
+            tasks[name] >> tasks[entity.name]
+    return tasks
+
+
 def build_invoice_export_dag(adm, config_path: str) -> DAG:
-    schedule = adm.schedule
     dag = _dag(
         adm,
         "invoice_export",
         description=f"Qics -> King invoice export of {adm.name}",
-        interval_minutes=schedule.interval_minutes,
+        interval_minutes=adm.schedule.interval_minutes,
         writes_to="king",
-        doc_md=f"""
-### Qics -> King invoice export: {adm.name}
-
-Every {schedule.interval_minutes} minutes from {schedule.start} to {schedule.end} (Europe/Amsterdam),
-books each processed QicsMilestones invoice of company {adm.qics_company_id} dated on or after
-{adm.book_invoices_from} as exactly one sales booking in King journal {adm.sales_journal} (connection
-`{adm.king_conn_id}`), with its PDF (missing PDF: `{adm.missing_pdf}`), and marks it exported in Qics
-(an EntityState carrying the King booking key). Fully written-off invoices are skipped.
-
-- `select`: reads the processed invoices and records new ones in the export ledger;
-- `export`: works every open invoice through selected -> booking_sent -> booked -> pdf_attached ->
-  marked; an invoice whose booking outcome is unknown is looked up in King before anything is
-  posted again. It fails at the end with a table of invoice number + reason (also written to Qics
-  as an EntityState error); every following run retries them, clearing it retries only those;
-- `report`: the run's counts and the ledger's backlog (failing and waiting invoices).
-
-`dry_run`: builds and logs the bookings, posts nothing, leaves the ledger as it is.
-See docs/invoice_export.md.
-""",
+        doc_md=dag_docs.invoice_export(adm),
     )
     with dag:
-        select = _task(
-            "select", _invoice_step, config_path=config_path, administration_id=adm.id, step="select"
-        )
-        export = _task(
-            "export", _invoice_step, config_path=config_path, administration_id=adm.id, step="export"
-        )
-        report = _task(
-            "report",
-            _invoice_step,
-            trigger_rule="all_done",
-            config_path=config_path,
-            administration_id=adm.id,
-            step="report",
-        )
+        ids = {"config_path": config_path, "administration_id": adm.id}
+        select = _task("select", select_invoices, **ids)
+        export = _task("export", export_invoices, **ids)
+        report = _task("report", report_invoices, trigger_rule="all_done", **ids)
         select >> export >> report
     return dag
-
-
-def _invoice_step(config_path: str, administration_id: str, step: str, **context) -> dict:
-    from king_qics.tasks import export_invoices
-
-    return export_invoices(config_path, administration_id, step, context)
 
 
 def build_dags(adm, config_path: str) -> list[DAG]:

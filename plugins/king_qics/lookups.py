@@ -10,9 +10,9 @@ without one means, told from the sync-state store alone (no King call):
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+from king_qics.catalog import AMSTERDAM
+
 REASON_SHOWN = 120  # characters of the looked-up record's own failure quoted in a reason
 SYNCED_BY = {"employees": "the projects/employees DAG", "projects": "the projects/employees DAG"}
 

@@ -5,27 +5,24 @@ See docs/sandbox_king.md for every behaviour and whether it is documented or ass
 
 from __future__ import annotations
 
-import math
 import threading
 
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from lxml import etree
 
 from sandbox.common import Calls, DropResponseMiddleware, Faults, admin_router
 from sandbox.king import soap
 from sandbox.king.journal import JournalOperations
+from sandbox.king.reads import ReadOperations
 from sandbox.king.records import (
     MSG_BAD_ENVIRONMENT,
     MSG_BAD_PARTNER_KEY,
     MSG_SESSION_EXPIRED,
     REFERENCES,
     Refused,
-    formatters,
     parse_fields,
-    row_element,
     row_text,
-    split_fields,
 )
 from sandbox.king.schema import TABLES, ValueProblem
 from sandbox.king.store import (
@@ -35,9 +32,8 @@ from sandbox.king.store import (
     compile_where,
     matches,
     now,
-    order_records,
-    parse_mutdate,
 )
+from sandbox.king.wire import PROFILES
 
 # Output parameters per operation, in WSDL order (between <XxxResult> and <Foutmelding>).
 OUTPUTS = {
@@ -63,7 +59,7 @@ WRITES = {
 }
 
 
-class KingEmulator(JournalOperations):
+class KingEmulator(ReadOperations, JournalOperations):
     def __init__(self) -> None:
         self.store = KingStore()
         self.calls = Calls()
@@ -75,7 +71,11 @@ class KingEmulator(JournalOperations):
         self.app.include_router(
             admin_router(name="king", state=self.state, load=self.load, calls=self.calls, faults=self.faults)
         )
+        self.wire = PROFILES["default"]
+        self.app.add_api_route("/_sandbox/profile", self.admin_get_profile, methods=["GET"])
+        self.app.add_api_route("/_sandbox/profile", self.admin_profile, methods=["POST"])
         self.app.add_api_route("/_sandbox/bookings", self.admin_hand_booking, methods=["POST"])
+        self.app.add_api_route("/_sandbox/answer_shape", self.admin_answer_shape, methods=["POST"])
         self.app.add_api_route("/_sandbox/journal_numbering", self.admin_journal_numbering, methods=["POST"])
         for path in ("/v1/ws1_xml.asmx", "/ws1_xml.asmx"):
             self.app.add_api_route(path, self.endpoint, methods=["POST"], include_in_schema=False)
@@ -102,11 +102,28 @@ class KingEmulator(JournalOperations):
             section = generate_section(int(section["generate"]), int(section.get("seed", 1)))
         with self.lock:
             self.store.load(section)
+            self.wire = PROFILES[section.get("profile") or "default"]
             self._query_cache.clear()
 
     def state(self) -> dict:
         with self.lock:
-            return self.store.state()
+            return {**self.store.state(), "profile": self.wire.name}
+
+    def admin_get_profile(self) -> dict:
+        return {"name": self.wire.name}
+
+    async def admin_profile(self, request: Request):
+        """``POST /_sandbox/profile {"name": "default" | "alt"}`` (sandbox/king/wire.py), as for Qics."""
+        body = await request.json()
+        name = body.get("name") if isinstance(body, dict) else None
+        if name not in PROFILES:
+            return JSONResponse(
+                {"error": f"no King wire profile {name!r}: {sorted(PROFILES)}"}, status_code=400
+            )
+        with self.lock:
+            self.wire = PROFILES[name]
+            self._query_cache.clear()
+        return {"name": self.wire.name}
 
     def expire_sessions(self) -> None:
         with self.lock:
@@ -198,107 +215,6 @@ class KingEmulator(JournalOperations):
                 except ValueError as exc:
                     raise Refused(str(exc)) from None
         raise Refused(f"Parameter {names[0]} ontbreekt")
-
-    def get_adm_info(self, params: dict) -> dict:
-        adm = self._adm(params)
-        selection = self._dataset(params, "Selectie")
-        out = etree.Element("NewDataSet")
-        for row in selection:
-            if not isinstance(row.tag, str):
-                continue
-            values = row_text(row)
-            table = values.get("TABLE", "").upper()
-            info = adm.adm_info.get(table)
-            if info is None:
-                raise Refused(f"Tabel {table} is onbekend voor GetAdmInfo")
-            fields = split_fields(values.get("SELECTFIELDS", "*"))
-            if not fields or fields == ["*"]:
-                fields = list(info)
-            element = etree.SubElement(out, table)
-            for name in fields:
-                if name not in info:
-                    raise Refused(f"Veld {name} is onbekend in {table}")
-                if info[name] is not None:
-                    etree.SubElement(element, name).text = str(info[name])
-        return {"Records": soap.dataset_text(out)}
-
-    def get_stamtabel_records(self, params: dict) -> dict:
-        adm = self._adm(params)
-        selection = self._dataset(params, "Selectie")
-        rows = [row for row in selection if isinstance(row.tag, str)]
-        if not rows:
-            raise Refused("Selectie bevat geen rij")
-        values = row_text(rows[0])
-        raw = row_text(rows[0], strip=False)
-        table = values.get("TABLE", "").upper()
-        if table not in TABLES:
-            raise Refused(f"Tabel {table} is onbekend")
-        known = list(TABLES[table]["fields"])
-        fields = split_fields(values.get("SELECTFIELDS", "*"))
-        if not fields or "*" in fields:
-            fields = known
-        for name in fields:
-            if name not in TABLES[table]["fields"]:
-                raise Refused(f"Veld {name} is onbekend in tabel {table}")
-        try:
-            query = (
-                adm.environment_code,
-                table,
-                raw.get("WHEREFIELDS", ""),
-                raw.get("WHEREOPERATORS", ""),
-                raw.get("WHEREVALUES", ""),
-                values.get("MUTDATE_VA", ""),
-                values.get("ORDERBY", ""),
-            )
-            records = self._query_cache.get(query)
-            if records is None:
-                records = self._query(adm, table, values, raw)
-                if len(self._query_cache) > 32:
-                    self._query_cache.clear()
-                self._query_cache[query] = records
-            max_result = int(values.get("MAXRESULT") or 0)
-            page_size = int(values.get("PAGESIZE") or 0)
-            page = int(values.get("SELECTPAGE") or 1)
-        except ValueProblem as exc:
-            raise Refused(str(exc)) from None
-        except ValueError:
-            raise Refused("MAXRESULT, PAGESIZE en SELECTPAGE moeten gehele getallen zijn") from None
-        if max_result > 0:
-            records = records[:max_result]
-        total = len(records)
-        if page_size <= 0:
-            page_size = max(total, 1)
-        pages = math.ceil(total / page_size)
-        chunk = records[(page - 1) * page_size : page * page_size] if page >= 1 else []
-        out = etree.Element("NewDataSet")
-        field_formats = formatters(table, fields)
-        for record in chunk:
-            out.append(row_element("DATA", table, record, fields, field_formats))
-        if "PDF_BESTAND" in values and table == "BOE":
-            groups = {record.get("GRPROW") for record in chunk}
-            for doc in adm.documents:
-                if doc.get("GRPROW") in groups:
-                    element = etree.SubElement(out, "PDF_BESTAND")
-                    for name in ("DAGB", "JR", "PN", "RG", "GRPROW", "FILENAME", "FILEDESCRIPTION", "FILE"):
-                        if doc.get(name) is not None:
-                            etree.SubElement(element, name).text = str(doc[name])
-        metadata = etree.SubElement(out, "METADATA")
-        etree.SubElement(metadata, "RECORDCOUNT").text = str(total)
-        etree.SubElement(metadata, "TOTALPAGES").text = str(pages)
-        return {"Records": soap.dataset_text(out)}
-
-    @staticmethod
-    def _query(adm: Administration, table: str, values: dict, raw: dict) -> list[Record]:
-        conditions = compile_where(
-            table, raw.get("WHEREFIELDS", ""), raw.get("WHEREOPERATORS", ""), raw.get("WHEREVALUES", "")
-        )
-        since = parse_mutdate(values["MUTDATE_VA"]) if values.get("MUTDATE_VA") else None
-        records = [
-            r
-            for r in adm.tables[table]
-            if (since is None or r.mutdate >= since) and (not conditions or matches(r, conditions))
-        ]
-        return order_records(table, records, values.get("ORDERBY", ""))
 
     # -- master-data writes ----------------------------------------------------------------------
 

@@ -84,7 +84,7 @@ def _lookups(adm: dict) -> dict[str, list[dict]]:
                 "ZKSL": nr,
                 "OMSCHR": name,
                 "ARTGRP": group,
-                "BTW": vat,
+                "BTW": next(kind for code, _n, _p, kind, _g in U.VAT_CODES if code == vat),
                 "EENHVERK": unit,
                 "VERKPR": {"ADV": "125.00", "PM": "110.00", "REIS": "0.23", "BOEK": "49.95"}.get(nr, "10.00"),
                 "BLOK": "N",
@@ -173,7 +173,6 @@ def _debtor(rng: random.Random, nr: int) -> dict:
         "BTWPL": "B",
         "KVKNR": kvk,
         "BETCOND": rng.choice(U.PAYMENT_CONDITIONS)[0],
-        "BTW": 1,
         "SLUITREK": U.DEBTORS_CONTROL_ACCOUNT,
         "KPL": rng.choice(U.COST_CENTERS)[0],
         "BLOK": "N",
@@ -234,10 +233,9 @@ def demo_section() -> dict:
             PLAATS="Antwerpen",
             BTWNR="BE0123456789",
             BTWPL="I",
-            BTW=3,
             TEL="+32-3-1234567",
             KVKNR="",
-            _comment="Belgian debtor, reverse-charge VAT code 3",
+            _comment="Belgian debtor, VAT liability I (intra-EU): reverse-charge VAT code 3 by config",
         )
         debtors[5].update(MEDEWDEC="SDEVRIES", _comment="MEDEWDEC set to an employee")
         debtors[6].update(BETCOND=9, _comment="BETCOND 9 does not exist in BETCOND (lookup must fail)")

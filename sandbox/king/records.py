@@ -14,8 +14,8 @@ MSG_BYTES = "Kan een object van het type System.String niet converteren naar het
 
 # field -> referenced table (checked on create/update of master records and on bookings).
 REFERENCES = {
-    "DEB": {"BETCOND": "BETCOND", "BTW": "BTW", "KPL": "KPL", "KDR": "KDR", "MEDEWDEC": "MEDEWERKER"},
-    "ART": {"ARTGRP": "ARTGRP", "BTW": "BTW", "KPL": "KPL"},
+    "DEB": {"BETCOND": "BETCOND", "KPL": "KPL", "KDR": "KDR", "MEDEWDEC": "MEDEWERKER"},
+    "ART": {"ARTGRP": "ARTGRP", "KPL": "KPL"},  # ART.BTW is a one-letter code, not a BTW.NR
     "KDR": {"DEB": "DEB", "MEDEWDEC": "MEDEWERKER", "KPL": "KPL"},
     "ARTGRP": {"GRBOMZ": "GRB"},
     "BTW": {"GRB": "GRB"},

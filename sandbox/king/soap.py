@@ -8,6 +8,8 @@ NS = "https://cloudswitch.imuisonline.com/"
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 CONTENT_TYPES = {SOAP11: "text/xml; charset=utf-8", SOAP12: "application/soap+xml; charset=utf-8"}
+XS = "http://www.w3.org/2001/XMLSchema"
+ARRAY_PARAMETERS = {"Primarykey"}  # ArrayOfString parameters (CreateJournaalpost's key, ByRef)
 
 
 class SoapFault(Exception):
@@ -82,6 +84,16 @@ def read_request(body: bytes, headers) -> tuple[str, str, dict[str, str | etree.
         if not isinstance(child.tag, str):
             continue
         name = etree.QName(child).localname
+        if len(child) and name not in ARRAY_PARAMETERS:
+            # ws1_xml's parameters are strings: a dataset sent as nested XML instead of as text is
+            # refused while the request is read (as ASP.NET's XmlSerializer does; a public client
+            # noted "ws1_xml expects Selectie as a string"; the fault text is modelled on .NET's)
+            raise SoapFault(
+                "Server was unable to read request. ---> There is an error in XML document. ---> "
+                f"Unexpected node type Element. ReadElementString method can only be called on elements "
+                f"with simple or empty content ({name}).",
+                version=version,
+            )
         params[name] = child if len(child) else (child.text or "")
     return version, qname.localname, params
 
@@ -139,14 +151,25 @@ def dataset_text(root: etree._Element) -> str:
 
 
 def parse_dataset(param: str | etree._Element | None, name: str) -> etree._Element:
-    """A dataset parameter: XML text (CDATA or entity-escaped) or, leniently, inline elements."""
-    if param is None:
+    """A dataset parameter: XML text (CDATA or entity-escaped; nested XML is refused on reading)."""
+    if param is None or not isinstance(param, str):
         raise ValueError(f"Parameter {name} ontbreekt")
-    if not isinstance(param, str):
-        return param[0]
     if not param.strip():
         raise ValueError(f"Parameter {name} is leeg")
     try:
         return parse_xml(param.strip())
     except (etree.XMLSyntaxError, ValueError) as exc:
         raise ValueError(f"Parameter {name} bevat geen geldige XML: {exc}") from None
+
+
+def declared_types(dataset: etree._Element) -> dict[tuple[str, str], str] | None:
+    """(table, column) -> XSD type of a dataset's inline schema (.NET WriteXml with the schema), or
+    None when it has none."""
+    schema = dataset.find(f"{{{XS}}}schema")
+    if schema is None:
+        return None
+    types = {}
+    for table in schema.iter(f"{{{XS}}}element"):
+        for column in table.iterfind(f"{{{XS}}}complexType/{{{XS}}}sequence/{{{XS}}}element"):
+            types[(table.get("name", "").upper(), column.get("name", "").upper())] = column.get("type", "")
+    return types

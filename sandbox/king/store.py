@@ -85,6 +85,7 @@ class Administration:
             table: dict(values) for table, values in (section.get("adm_info") or {}).items()
         }
         self.adm_info.setdefault("BASFIN", {"AANTPER": 12})
+        self.fiscal_year_start = int(section.get("fiscal_year_start", 1))  # month 1..12
         self.adm_info.setdefault("BASALG", {"NAAM": self.name})
         self.tables: dict[str, list[Record]] = {name: [] for name in TABLES}
         for table, rows in (section.get("tables") or {}).items():
@@ -104,6 +105,7 @@ class Administration:
         # Journals that number invoices themselves: King gives every booking the journal's next
         # FACT, whatever FACT was sent (DOC-CJ: "FACT zal een waarde krijgen"; sandbox knob).
         self.fact_numbering: set[int] = {int(nr) for nr in section.get("journals_numbering_fact") or []}
+        self.answer_shape: dict = dict(section.get("answer_shape") or {})  # CreateJournaalpost's answer
 
     @staticmethod
     def _fixture_record(table: str, row: dict, loaded_at: datetime) -> Record:
@@ -135,6 +137,7 @@ class Administration:
             "adm_number": self.adm_number,
             "name": self.name,
             "adm_info": self.adm_info,
+            "fiscal_year_start": self.fiscal_year_start,
             "tables": tables,
             "documents": self.documents,
             "journals_numbering_fact": sorted(self.fact_numbering),
@@ -221,9 +224,11 @@ def matches(record: dict, conditions) -> bool:
     )
 
 
-def order_records(table: str, records: list[Record], order_by: str) -> list[Record]:
+def order_records(table: str, records: list[Record], order_by: str, separator: str = ";") -> list[Record]:
+    """ORDERBY fields joined by ``separator`` (another separator makes the whole text one unknown
+    field name, as a database would see it), each optionally followed by ``DESC``."""
     keys = []
-    for part in order_by.replace(";", ",").replace("\t", ",").split(","):
+    for part in order_by.split(separator):
         words = part.split()
         if not words:
             continue

@@ -1,17 +1,21 @@
-"""The QicsMilestones emulator: OAuth2 endpoints and the V3 OData entity sets over FastAPI."""
+"""The QicsMilestones emulator: OAuth2 endpoints and the V3 OData entity sets over FastAPI, served
+in a wire profile (sandbox/qics/profile.py: ``default``, or ``alt`` through the fixture key
+``profile``, ``python -m sandbox serve --qics-profile alt`` or ``POST /_sandbox/profile``)."""
 
 from __future__ import annotations
 
-import base64
 import json
 import re
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, Response
 
 from sandbox.common import Calls, DropResponseMiddleware, Faults, admin_router
+from sandbox.qics.auth import api_key_ok, forbidden_api_key, register_oauth, unauthorized
+from sandbox.qics.metadata import csdl
 from sandbox.qics.odata import ODataError, parse_filter, parse_orderby, sort_records, to_json
+from sandbox.qics.profile import profile_named
 from sandbox.qics.schema import SETS
 from sandbox.qics.store import MAX_PAGE_SIZE, QicsStore
 
@@ -23,20 +27,10 @@ def _odata_error(error: ODataError) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status)
 
 
-def _oauth_error(error: str, description: str, status: int = 400) -> JSONResponse:
-    return JSONResponse({"error": error, "error_description": description}, status_code=status)
-
-
-def _unauthorized(description: str) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"code": "Unauthorized", "message": "Authorization has been denied for this request."}},
-        status_code=401,
-        headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{description}"'},
-    )
-
-
 class QicsEmulator:
-    def __init__(self, seed: int | None = None):
+    def __init__(self, seed: int | None = None, profile: str = "default"):
+        self.start_profile = profile_named(profile)  # what a fixture without "profile" gets
+        self.profile = self.start_profile
         self.store = QicsStore()
         self.calls = Calls()
         self.faults = Faults(seed)
@@ -45,10 +39,13 @@ class QicsEmulator:
     # -- contract used by sandbox/server.py ----------------------------------------------------
 
     def load(self, section: dict) -> None:
-        self.store.load(section or {})
+        section = section or {}
+        profile = profile_named(section["profile"]) if section.get("profile") else self.start_profile
+        self.store.load(section)
+        self.profile = profile
 
     def state(self) -> dict:
-        return self.store.state()
+        return {"profile": self.profile.name, **self.store.state()}
 
     def expire_tokens(self) -> None:
         with self.store.lock:
@@ -82,150 +79,111 @@ class QicsEmulator:
             """A record deleted by a person in the Qics UI (the API itself has no DELETE)."""
             return {"deleted": self.store.delete_by_hand(name, key)}
 
-        @app.get("/api/oauth2/oauth2/auth")
-        async def authorize(request: Request):
-            self.calls.add("GET auth")
-            fault = await self.faults.before("GET auth", expire=self.expire_tokens)
-            if fault is not None:
-                return fault
-            params = dict(request.query_params)
-            client = self.store.oauth.clients.get(params.get("client_id", ""))
-            redirect_uri = params.get("redirect_uri", "")
-            if client is None:
-                return _oauth_error("invalid_client", "Unknown client_id.")
-            if not redirect_uri or client.get("redirect_uri", "") not in redirect_uri:
-                return _oauth_error(
-                    "invalid_request", "redirect_uri does not match the registered Redirect Uri."
-                )
-            if params.get("response_type") != "code":
-                return _oauth_error("unsupported_response_type", "Only response_type=code is supported.")
-            with self.store.lock:
-                code = self.store.oauth.new_code(client["client_id"], redirect_uri)
-            extra = {
-                k: v for k, v in params.items() if k not in ("response_type", "client_id", "redirect_uri")
-            }
-            parts = urlsplit(redirect_uri)
-            query = parse_qsl(parts.query, keep_blank_values=True) + list(extra.items()) + [("code", code)]
-            return RedirectResponse(urlunsplit(parts._replace(query=urlencode(query))), status_code=302)
+        @app.get("/_sandbox/profile")
+        def admin_profile() -> dict:
+            return self.profile.describe()
 
-        @app.post("/api/oauth2/oauth2/token")
-        async def token(request: Request):
-            self.calls.add("POST token")
-            fault = await self.faults.before("POST token", expire=self.expire_tokens)
-            if fault is not None:
-                return fault
-            form = dict(await request.form())
-            client_id, secret = form.get("client_id"), form.get("client_secret")
-            auth = request.headers.get("authorization", "")
-            if auth.lower().startswith("basic "):
-                try:
-                    client_id, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
-                except ValueError:
-                    return _oauth_error("invalid_client", "Malformed Basic authorization.", 401)
-            oauth = self.store.oauth
-            with self.store.lock:
-                if not oauth.client_ok(client_id, secret):
-                    return _oauth_error("invalid_client", "Client authentication failed.")
-                grant_type = form.get("grant_type")
-                if grant_type == "authorization_code":
-                    code = oauth.codes.get(str(form.get("code", "")))
-                    if code is None or code["used"] or code["client_id"] != client_id:
-                        return _oauth_error("invalid_grant", "The authorization code is invalid or was used.")
-                    if form.get("redirect_uri") != code["redirect_uri"]:
-                        return _oauth_error(
-                            "invalid_grant", "redirect_uri differs from the authorization request."
-                        )
-                    code["used"] = True
-                    body = oauth.issue(client_id)
-                elif grant_type == "refresh_token":
-                    grant = oauth.refresh.get(str(form.get("refresh_token", "")))
-                    if grant is None or grant["status"] != "active" or grant["client_id"] != client_id:
-                        return _oauth_error(
-                            "invalid_grant", "The refresh token is invalid, expired, used or revoked."
-                        )
-                    grant["status"] = "used"
-                    oauth.refresh_count += 1
-                    body = oauth.issue(client_id)
-                else:
-                    return _oauth_error(
-                        "unsupported_grant_type", f"grant_type {grant_type!r} is not supported."
-                    )
-            self.faults.drop_after_commit(request, "POST token")
-            return JSONResponse(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+        @app.post("/_sandbox/profile")
+        async def admin_set_profile(request: Request):
+            body = await request.json()
+            try:
+                self.profile = profile_named(body.get("name") if isinstance(body, dict) else None)
+            except ValueError as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
+            return self.profile.describe()
+
+        register_oauth(app, self)
 
         @app.api_route(ODATA + "/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
         async def odata(path: str, request: Request):
-            match = _KEY_RE.match(path)
-            set_name = match.group("set") if match else path
-            entity = SETS.get(set_name)
-            raw_key = match.group("key") if match else None
-            rest = match.group("rest") if match else None
-            if rest == "/Pdf":
-                operation = f"{request.method} Invoice/Pdf"
-            elif raw_key is not None and request.method == "GET":
-                operation = f"GET {set_name}(key)"
-            else:
-                operation = f"{request.method} {set_name}"
-            self.calls.add(operation)
-            fault = await self.faults.before(operation, expire=self.expire_tokens)
-            if fault is not None:
-                return fault
-            auth = request.headers.get("authorization", "")
-            if not auth.lower().startswith("bearer "):
-                return _unauthorized("No bearer token.")
-            with self.store.lock:
-                valid = self.store.oauth.access_ok(auth[7:].strip())
-            if not valid:
-                return _unauthorized("The access token is invalid or has expired.")
-            try:
-                if entity is None or not match or (rest and not (rest == "/Pdf" and set_name == "Invoice")):
-                    raise ODataError(404, "NotFound", f"No resource matches the request URI '{path}'.")
-                key = None
-                if raw_key is not None:
-                    if not re.fullmatch(r"-?\d+[lL]?", raw_key.strip()):
-                        raise ODataError(400, "InvalidKey", f"The key '{raw_key}' is not a valid Edm.Int64.")
-                    key = int(raw_key.strip().rstrip("lL"))
-                if rest == "/Pdf":
-                    if request.method != "GET":
-                        raise ODataError(405, "MethodNotAllowed", "Only GET is supported on Pdf.")
-                    return self._pdf(key)
-                if request.method == "GET":
-                    if key is not None:
-                        with self.store.lock:
-                            return JSONResponse(self._entity_body(entity, self.store.get(entity, key)))
-                    return self._collection(entity, request)
-                if request.method == "POST" and key is None:
-                    if not entity.creatable:
-                        raise ODataError(
-                            405, "MethodNotAllowed", f"{entity.name} cannot be inserted through the API."
-                        )
-                    record = self.store.create(entity, await _json_body(request))
-                    self.faults.drop_after_commit(request, operation)
-                    return JSONResponse(
-                        self._entity_body(entity, record),
-                        status_code=201,
-                        headers={
-                            "Location": f"{request.base_url}api/V3/odata/{entity.name}({record[entity.key]})"
-                        },
-                    )
-                if request.method == "PUT" and key is not None:
-                    if not entity.writable:
-                        raise ODataError(
-                            405, "MethodNotAllowed", f"{entity.name} cannot be updated through the API."
-                        )
-                    record = self.store.replace(entity, key, await _json_body(request))
-                    self.faults.drop_after_commit(request, operation)
-                    return JSONResponse(self._entity_body(entity, record), status_code=200)
-                raise ODataError(
-                    405, "MethodNotAllowed", f"{request.method} is not supported on this resource."
-                )
-            except ODataError as error:
-                return _odata_error(error)
+            return await self._odata(path, request)
+
+        @app.api_route("/api/V3/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+        async def other(path: str, request: Request):
+            """Routes outside the OData root: only a profile's PDF route may live here."""
+            return await self._odata(None, request)
 
         return app
 
-    def _entity_body(self, entity, record: dict) -> dict:
-        return {"@odata.context": f"$metadata#{entity.name}/$entity", **to_json(entity, record)}
+    async def _odata(self, path: str | None, request: Request) -> Response:
+        profile = self.profile
+        pdf = profile.pdf_pattern.match(request.url.path)
+        match = _KEY_RE.match(path) if path is not None and not pdf else None
+        served = match.group("set") if match else path
+        stored = profile.stored_set(served) if match else None
+        raw_key = match.group("key") if match else None
+        rest = match.group("rest") if match else None
+        if pdf:
+            operation = f"{request.method} Invoice/Pdf"
+        elif path is None:
+            operation = f"{request.method} (no such route)"
+        elif path == "$metadata":
+            operation = "GET $metadata"
+        elif raw_key is not None and request.method == "GET":
+            operation = f"GET {served}(key)"
+        else:
+            operation = f"{request.method} {served}"
+        self.calls.add(operation)
+        fault = await self.faults.before(operation, expire=self.expire_tokens)
+        if fault is not None:
+            return fault
+        if not api_key_ok(self, request):
+            return forbidden_api_key(profile.api_key_header)
+        auth = request.headers.get("authorization", "")
+        if not auth.lower().startswith("bearer "):
+            return unauthorized("No bearer token.")
+        with self.store.lock:
+            valid = self.store.oauth.access_ok(auth[7:].strip())
+        if not valid:
+            return unauthorized("The access token is invalid or has expired.")
+        try:
+            if pdf:
+                if request.method != "GET":
+                    raise ODataError(405, "MethodNotAllowed", "Only GET is supported on the invoice PDF.")
+                return self._pdf(_key(pdf.group("key")))
+            if path == "$metadata" and request.method == "GET":
+                return Response(csdl(profile), media_type="application/xml")
+            if stored is None or rest:
+                raise ODataError(
+                    404, "NotFound", f"No resource matches the request URI '{request.url.path}'."
+                )
+            entity = SETS[stored]
+            key = _key(raw_key) if raw_key is not None else None
+            if request.method == "GET":
+                if key is not None:
+                    with self.store.lock:
+                        record = self.store.get(entity, key)
+                    return JSONResponse(self._entity_body(served, stored, record))
+                return self._collection(served, stored, request)
+            if request.method == "POST" and key is None:
+                if not entity.creatable:
+                    raise ODataError(405, "MethodNotAllowed", f"{served} cannot be inserted through the API.")
+                record = self.store.create(entity, await _json_body(request))
+                self.faults.drop_after_commit(request, operation)
+                return JSONResponse(
+                    self._entity_body(served, stored, record),
+                    status_code=201,
+                    headers={"Location": f"{request.base_url}api/V3/odata/{served}({record[entity.key]})"},
+                )
+            if request.method == "PUT" and key is not None:
+                if not entity.writable:
+                    raise ODataError(405, "MethodNotAllowed", f"{served} cannot be updated through the API.")
+                record = self.store.replace(entity, key, await _json_body(request))
+                self.faults.drop_after_commit(request, operation)
+                return JSONResponse(self._entity_body(served, stored, record), status_code=200)
+            raise ODataError(405, "MethodNotAllowed", f"{request.method} is not supported on this resource.")
+        except ODataError as error:
+            return _odata_error(error)
+
+    def _entity_body(self, served: str, stored: str, record: dict) -> dict:
+        view = self.profile.view(served)
+        return {
+            "@odata.context": f"$metadata#{served}/$entity",
+            **to_json(view, self._served(stored, record)),
+        }
+
+    def _served(self, stored: str, record: dict) -> dict:
+        return self.profile.served_record(stored, record) if self.profile.needs_view(stored) else record
 
     def _pdf(self, key: int) -> Response:
         with self.store.lock:
@@ -239,7 +197,8 @@ class QicsEmulator:
             headers={"Content-Disposition": f'attachment; filename="invoice-{key}.pdf"'},
         )
 
-    def _collection(self, entity, request: Request) -> JSONResponse:
+    def _collection(self, served: str, stored: str, request: Request) -> JSONResponse:
+        profile, view = self.profile, self.profile.view(served)
         params = request.query_params
         known = {"$filter", "$top", "$skip", "$orderby", "$select", "$count", "$format"}
         for name in params:
@@ -250,21 +209,24 @@ class QicsEmulator:
         select = None
         if params.get("$select"):
             select = [s.strip() for s in params["$select"].split(",") if s.strip()]
-            bad = [s for s in select if s not in entity.fields]
+            bad = [s for s in select if s not in view.fields]
             if bad:
                 raise ODataError(400, "InvalidSelect", f"$select: unknown properties {', '.join(bad)}")
-        predicate = parse_filter(entity, params["$filter"]) if params.get("$filter") else None
-        order = parse_orderby(entity, params["$orderby"]) if params.get("$orderby") else [(entity.key, False)]
+        predicate = parse_filter(view, params["$filter"], profile) if params.get("$filter") else None
+        order = parse_orderby(view, params["$orderby"]) if params.get("$orderby") else [(view.key, False)]
         with self.store.lock:
-            records = [r for r in self.store.data[entity.name].values() if predicate is None or predicate(r)]
+            stored_records = list(self.store.data[stored].values())
             page_size = self.store.page_size
+        if profile.needs_view(stored):
+            stored_records = [profile.served_record(stored, r) for r in stored_records]
+        records = [r for r in stored_records if predicate is None or predicate(r)]
         records = sort_records(records, order)
         limit = min(top, MAX_PAGE_SIZE) if top is not None else page_size
         page = records[skip : skip + limit]
         wanted_end = len(records) if top is None else min(len(records), skip + top)
         body: dict = {
-            "@odata.context": f"{request.base_url}api/V3/odata/$metadata#{entity.name}",
-            "value": [to_json(entity, r, select) for r in page],
+            "@odata.context": f"{request.base_url}api/V3/odata/$metadata#{served}",
+            "value": [to_json(view, r, select) for r in page],
         }
         if params.get("$count") == "true":
             body["@odata.count"] = len(records)
@@ -274,8 +236,14 @@ class QicsEmulator:
             query.append(("$skip", str(next_skip)))
             if top is not None:
                 query.append(("$top", str(top - len(page))))
-            body["@odata.nextLink"] = f"{request.base_url}api/V3/odata/{entity.name}?{urlencode(query)}"
+            body[profile.next_link] = f"{request.base_url}api/V3/odata/{served}?{urlencode(query)}"
         return JSONResponse(body)
+
+
+def _key(raw: str) -> int:
+    if not re.fullmatch(r"-?\d+[lL]?", raw.strip()):
+        raise ODataError(400, "InvalidKey", f"The key '{raw}' is not a valid Edm.Int64.")
+    return int(raw.strip().rstrip("lL"))
 
 
 async def _json_body(request: Request):

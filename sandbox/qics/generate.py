@@ -41,6 +41,7 @@ class Builder:
         self.ids: dict[str, int] = {}
         self.vat: dict[tuple[int, str], int] = {}
         self.items: dict[tuple[int, str], int] = {}
+        self.item_records: dict[tuple[int, str], dict] = {}
         self.customers: dict[tuple[int, str], dict] = {}
         self.pdf_lines: dict[int, list[str]] = {}
 
@@ -95,7 +96,9 @@ class Builder:
                     "IsActive": True,
                 },
             )
+            rec["ItemId"] = rec["ItemCompanyId"]  # one global item per item company here
             self.items[(cid, code)] = int(rec["ItemCompanyId"])
+            self.item_records[(cid, code)] = rec
         return cid
 
     def customer(self, cid: int, code: str, name: str, city: str = "Groningen") -> dict:
@@ -145,11 +148,19 @@ class Builder:
             vat = money(excl * pct / 100)
             total_excl += excl
             total_vat += vat
+            item_rec = self.item_records[(cid, item)]
             line_recs.append(
                 {
                     "InvoiceHeaderId": str(header_id),
-                    "Date": date,
-                    "Description": next(n for c, n, *_ in universe.ITEMS if c == item),
+                    "InvoiceLineState": "Normal",
+                    "InvoiceLineType2": kind_ if kind_ in ("Hour", "Expense") else "Manual",
+                    "Origin": "TimeExpenseEntry" if kind_ in ("Hour", "Expense") else "Manual",
+                    "Date": utc_text(date),
+                    "ItemId": item_rec["ItemId"],
+                    "ItemName": item_rec["Name"],
+                    "ItemCompanyItemCode": item,
+                    "ItemCompanyId": item_rec["ItemCompanyId"],
+                    "Description": item_rec["Name"],
                     "Quantity": qty,
                     "Price": str(price_d),
                     "AmountExclVat": str(excl),
@@ -158,12 +169,6 @@ class Builder:
                     "VatAmount": str(vat),
                     "GLAccountRevenue": gl,
                     "CostCenterId": None,
-                    "ItemCompanyId": str(self.items[(cid, item)]),
-                    "InvoiceLineType": "Hour"
-                    if kind_ == "Hour"
-                    else "Expense"
-                    if kind_ == "Expense"
-                    else "Manual",
                 }
             )
         due = (dt.date.fromisoformat(date) + dt.timedelta(days=14)).isoformat()
@@ -193,8 +198,24 @@ class Builder:
                 "CreatedOn": f"{date}T09:00:00Z",
             },
         )
-        for line in line_recs:
-            self.add("InvoiceLine", "InvoiceLineId", line)
+        for line in line_recs:  # the 8-property InvoiceLine and its OverviewInvoiceLine, one id
+            record = self.add(
+                "InvoiceLine",
+                "InvoiceLineId",
+                {
+                    "Date": line["Date"],
+                    "Description": line["Description"],
+                    "InvoiceGroup": None,
+                    "Price": line["Price"],
+                    "Remarks": None,
+                    "Quantity": line["Quantity"],
+                    "InvoiceMutationReasonId": None,
+                },
+            )
+            line.update(InvoiceLineId=record["InvoiceLineId"])
+            self.entities.setdefault("OverviewInvoiceLine", []).append(
+                {"InvoiceLineId": record["InvoiceLineId"], **line}
+            )
         self.pdf_lines[header_id] = (
             [
                 f"{'CREDITNOTA' if kind == 'CreditNote' else 'FACTUUR'} {number or '(concept)'}",

@@ -2,8 +2,15 @@
 
 $filter grammar (a subset, assumption): ``cmp (and|or cmp)*`` with ``and`` binding tighter than
 ``or``; no parentheses; ``cmp`` is ``Field op literal`` with op one of eq ne gt ge lt le; literals:
-``'text'`` ('' escapes a quote), numbers, ``true``/``false``, ``null``, and unquoted dates or
-date-times (``2026-10-01``, ``2026-10-01T00:00:00Z``).
+``'text'`` ('' escapes a quote), numbers, ``true``/``false``, ``null``, unquoted dates or
+date-times (``2026-10-01``, ``2026-10-01T00:00:00Z``) and enum literals ``Namespace.Type'Member'``.
+
+What the wire profile (sandbox/qics/profile.py) decides, as ODL does: in ``default`` an enum
+property compares only with a type-qualified literal of its own type (a bare ``'Member'`` is OData's
+"A binary operator with incompatible types was detected", OData/WebApi#1480) and an
+Edm.DateTimeOffset property only with a date-time (a bare date is refused as by ODL 7 before
+OData/WebApi PR #1733); in ``alt`` enums compare only with bare ``'Member'`` and a bare date means
+that day's midnight in Europe/Amsterdam.
 """
 
 from __future__ import annotations
@@ -11,10 +18,13 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sandbox.qics.schema import EntitySet
+from sandbox.qics.schema import NAMESPACE, EntitySet
+
+if TYPE_CHECKING:
+    from sandbox.qics.profile import WireProfile
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
@@ -118,10 +128,19 @@ def to_json(entity: EntitySet, record: dict, select: list[str] | None = None) ->
 # -- $filter -------------------------------------------------------------------------------------
 
 _TOKEN_RE = re.compile(
-    r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<dt>\d{4}-\d{2}-\d{2}(?:T[\d:.]+(?:Z|[+-]\d{2}:\d{2})?)?)"
+    r"\s*(?:(?P<enum>[A-Za-z_][A-Za-z0-9_.]*'(?:[^']|'')*')|(?P<str>'(?:[^']|'')*')|(?P<dt>\d{4}-\d{2}-\d{2}(?:T[\d:.]+(?:Z|[+-]\d{2}:\d{2})?)?)"
     r"|(?P<num>-?\d+(?:\.\d+)?[mMdD]?)|(?P<word>[A-Za-z_][A-Za-z0-9_/]*))"
 )
 _OPS = {"eq", "ne", "gt", "ge", "lt", "le"}
+_OPERATOR_KIND = {
+    "eq": "Equal",
+    "ne": "NotEqual",
+    "gt": "GreaterThan",
+    "ge": "GreaterThanOrEqual",
+    "lt": "LessThan",
+    "le": "LessThanOrEqual",
+}
+_NOT_VALID = "The query specified in the URI is not valid. "
 _NULL = object()
 
 
@@ -142,8 +161,8 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     return tokens
 
 
-def parse_filter(entity: EntitySet, text: str):
-    """A predicate over stored records; raises ODataError(400) on anything it does not support."""
+def parse_filter(entity: EntitySet, text: str, profile: WireProfile):
+    """A predicate over (served) records; raises ODataError(400) on anything it does not support."""
     tokens = _tokens(text)
     groups: list[list[tuple[str, str, Any]]] = [[]]
     i = 0
@@ -155,7 +174,7 @@ def parse_filter(entity: EntitySet, text: str):
             raise ODataError(400, "InvalidFilter", f"$filter: unknown property {field!r} on {entity.name}")
         if ok != "word" or op not in _OPS:
             raise ODataError(400, "InvalidFilter", f"$filter: unsupported operator {op!r}")
-        groups[-1].append((field, op, _literal(entity, field, vk, raw)))
+        groups[-1].append((field, op, _literal(entity, field, op, vk, raw, profile)))
         i += 3
         if i == len(tokens):
             break
@@ -172,8 +191,11 @@ def parse_filter(entity: EntitySet, text: str):
     return predicate
 
 
-def _literal(entity: EntitySet, field: str, kind: str, raw: str) -> Any:
+def _literal(entity: EntitySet, field: str, op: str, kind: str, raw: str, profile: WireProfile) -> Any:
     ftype = entity.fields[field]
+    enum_type = entity.enums.get(field)
+    if kind == "enum" or (enum_type is not None and kind == "str"):
+        return _enum_literal(field, op, kind, raw, enum_type, profile)
     if kind == "word":
         if raw == "null":
             return _NULL
@@ -189,12 +211,49 @@ def _literal(entity: EntitySet, field: str, kind: str, raw: str) -> Any:
         value = raw
     try:
         if ftype == "datetime" and isinstance(value, str):
+            if _DATE_RE.match(value) and not profile.bare_dates:
+                raise ODataError(
+                    400,
+                    "InvalidFilter",
+                    _NOT_VALID + "No coercion operator is defined between types 'Microsoft.OData.Edm.Date'"
+                    " and 'System.Nullable`1[System.DateTimeOffset]'.",
+                )
             return utc_text(value)
         if ftype == "date" and isinstance(value, str):
             return value if _DATE_RE.match(value) else value[:10]
         return coerce(ftype, value)
     except BadValue as exc:
         raise ODataError(400, "InvalidFilter", f"$filter: {field}: {exc}") from None
+
+
+def _enum_literal(field: str, op: str, kind: str, raw: str, enum_type: str | None, profile) -> str:
+    """An enum literal's member (as served); refused as ODL refuses it in this profile."""
+    quote = raw.index("'")
+    type_name, member = raw[:quote], raw[quote + 1 : -1].replace("''", "'")
+    field_type = f"{NAMESPACE}.{enum_type}" if enum_type else "Edm.String"
+    literal_type = type_name or "Edm.String"
+    incompatible = ODataError(
+        400,
+        "InvalidFilter",
+        _NOT_VALID + "A binary operator with incompatible types was detected. Found operand types"
+        f" '{field_type}' and '{literal_type}' for operator kind '{_OPERATOR_KIND[op]}'.",
+    )
+    if enum_type is None or (kind == "str" and profile.enum_literals == "qualified"):
+        raise incompatible
+    if kind == "enum":
+        if profile.enum_literals == "bare":
+            raise ODataError(
+                400, "InvalidFilter", _NOT_VALID + f"The type '{type_name}' is not defined in the model."
+            )
+        if type_name != field_type:
+            raise incompatible
+    if member not in profile.members(enum_type):
+        raise ODataError(
+            400,
+            "InvalidFilter",
+            _NOT_VALID + f"The string '{member}' is not a valid enumeration type constant.",
+        )
+    return member
 
 
 def _compare(actual: Any, op: str, expected: Any) -> bool:

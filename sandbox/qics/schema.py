@@ -17,7 +17,7 @@ class EntitySet:
     fields: dict[str, str]
     required: frozenset[str] = frozenset()
     foreign_keys: dict[str, str] = field(default_factory=dict)
-    enums: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    enums: dict[str, str] = field(default_factory=dict)  # field -> enum type (ENUMS)
     max_length: dict[str, int] = field(default_factory=dict)
     read_only: frozenset[str] = frozenset()  # besides the key; ignored on input
     server_ids: frozenset[str] = frozenset()  # global ids the server assigns when not given
@@ -34,6 +34,8 @@ def _f(spec: str) -> dict[str, str]:
     return out
 
 
+# Enum types (in NAMESPACE) -> members. Which are documented: docs/sandboxes.md, Qics rows 27-28.
+NAMESPACE = "QicsUnity.Api.Areas.V3.Models"
 ENUMS = {
     "PaymentConditionType": ("Days", "EndOfMonth"),
     "ItemType": ("Hour", "Expense", "Other"),
@@ -42,7 +44,8 @@ ENUMS = {
     "IcpReturn": ("None", "Goods", "Services"),
     "InvoiceHeaderState": ("Concept", "Approved", "Processed", "Rejected"),
     "InvoiceHeaderType": ("Invoice", "CreditNote"),
-    "InvoiceLineType": (
+    # V3 names it InvoiceLineType2 (OverviewInvoiceLine); the members are V2's InvoiceLineType's.
+    "InvoiceLineType2": (
         "Hour",
         "Expense",
         "Term",
@@ -52,6 +55,8 @@ ENUMS = {
         "Settlement",
         "Surcharge",
     ),
+    "InvoiceLineState": ("Normal", "Deducted"),
+    "InvoiceLineOrigin": ("TimeExpenseEntry", "ProjectInstallment", "Manual"),
 }
 
 SETS: dict[str, EntitySet] = {}
@@ -80,7 +85,7 @@ _add(
         _f("VatCodeId:id Code Name Percentage:dec ReverseCharge:bool IsDefault:bool IcpReturn CompanyId:id"),
         required=frozenset({"Code", "Name", "Percentage", "IsDefault"}),
         foreign_keys={"CompanyId": "Company"},
-        enums={"IcpReturn": ENUMS["IcpReturn"]},
+        enums={"IcpReturn": "IcpReturn"},
         unique=("Code",),
     )
 )
@@ -91,7 +96,7 @@ _add(
         _f("PaymentConditionId:id Code Name Description CompanyId:id PaymentTerm:int PaymentConditionType"),
         required=frozenset({"Code", "Name", "PaymentTerm", "PaymentConditionType"}),
         foreign_keys={"CompanyId": "Company"},
-        enums={"PaymentConditionType": ENUMS["PaymentConditionType"]},
+        enums={"PaymentConditionType": "PaymentConditionType"},
         unique=("Code",),
     )
 )
@@ -130,7 +135,7 @@ _add(
             "VatCodeId": "VatCode",
             "SurchargeItemCompanyId": "ItemCompany",
         },
-        enums={"ItemType": ENUMS["ItemType"]},
+        enums={"ItemType": "ItemType"},
         server_ids=frozenset({"ItemId"}),
         unique=("ItemCode",),
     )
@@ -157,7 +162,7 @@ _add(
             "PaymentConditionId": "PaymentCondition",
             "ManagerEmployeeCompanyId": "EmployeeCompany",
         },
-        enums={"CustomerType": ENUMS["CustomerType"]},
+        enums={"CustomerType": "CustomerType"},
         max_length={"Name": 50},
         server_ids=frozenset({"CustomerId"}),
         unique=("CustomerCode",),
@@ -175,17 +180,20 @@ _add(
     EntitySet(
         # The per-company employee record, self-contained like CustomerCompany (V2's Employee was
         # per company: key ResourceCompanyId, with the names). EmployeeId, the global person, is
-        # assigned by the server when not given (assumption).
+        # assigned by the server when not given (assumption). EmployeeNumber is ResourceNumber, an
+        # integer (OverviewInvoiceLine.EmployeeCompanyEmployeeNumber: "ResourceCompany.ResourceNumber",
+        # integer, Nullable); Abbreviation is Resource.Abbreviation, text (ProjectResourceCompany-
+        # ResourceAbbreviation on the same page); the V3 property name Abbreviation is an assumption.
         "EmployeeCompany",
         "EmployeeCompanyId",
         _f(
-            "EmployeeCompanyId:id EmployeeId:id CompanyId:id EmployeeNumber FirstName MiddleName LastName "
-            "EmailAddress PhoneNumber IsActive:bool"
+            "EmployeeCompanyId:id EmployeeId:id CompanyId:id EmployeeNumber:int Abbreviation FirstName "
+            "MiddleName LastName EmailAddress PhoneNumber IsActive:bool"
         ),
         required=frozenset({"CompanyId", "FirstName", "LastName", "IsActive"}),
         foreign_keys={"CompanyId": "Company"},
         server_ids=frozenset({"EmployeeId"}),
-        unique=("EmployeeNumber",),
+        unique=("EmployeeNumber", "Abbreviation"),
     )
 )
 _add(
@@ -231,9 +239,9 @@ _add(
             "PaymentTerm:int PaymentConditionType CreatedOn:datetime"
         ),
         enums={
-            "InvoiceHeaderState": ENUMS["InvoiceHeaderState"],
-            "InvoiceHeaderType": ENUMS["InvoiceHeaderType"],
-            "PaymentConditionType": ENUMS["PaymentConditionType"],
+            "InvoiceHeaderState": "InvoiceHeaderState",
+            "InvoiceHeaderType": "InvoiceHeaderType",
+            "PaymentConditionType": "PaymentConditionType",
         },
         read_only=frozenset({"PaymentTerm", "PaymentConditionType"}),
         writable=False,
@@ -242,14 +250,37 @@ _add(
 )
 _add(
     EntitySet(
+        # Exactly the 8 documented properties (help page GET-V3-odata-InvoiceLine(key)).
         "InvoiceLine",
         "InvoiceLineId",
         _f(
-            "InvoiceLineId:id InvoiceHeaderId:id Date:date Description Quantity:dec Price:dec "
-            "AmountExclVat:dec VatCodeId:id VatPercentage:dec VatAmount:dec GLAccountRevenue CostCenterId:id "
-            "ItemCompanyId:id InvoiceLineType"
+            "InvoiceLineId:id Date:datetime Description InvoiceGroup Price:dec Remarks Quantity:dec "
+            "InvoiceMutationReasonId:id"
         ),
-        enums={"InvoiceLineType": ENUMS["InvoiceLineType"]},
+        writable=False,
+        creatable=False,
+    )
+)
+_add(
+    EntitySet(
+        # The documented visible properties (help page GET-V3-odata-OverviewInvoiceLine, cut off after
+        # ItemCompanyId), then the assumed ones from Description on.
+        "OverviewInvoiceLine",
+        "InvoiceLineId",
+        _f(
+            "InvoiceLineId:id InvoiceHeaderId:id InvoiceLineState InvoiceLineType2 Origin Date:datetime "
+            "ProductionId:id ProjectId:id ProjectCode ProjectName ProjectResourceCompanyResourceNumber:int "
+            "ProjectResourceCompanyResourceAbbreviation EmployeeId:id EmployeeName "
+            "EmployeeCompanyEmployeeNumber:int EmployeeCompanyId:id ItemId:id ItemName ItemCompanyItemCode "
+            "ItemCompanyId:id "
+            "Description Quantity:dec Price:dec AmountExclVat:dec VatCodeId:id VatPercentage:dec "
+            "VatAmount:dec GLAccountRevenue CostCenterId:id"
+        ),
+        enums={
+            "InvoiceLineState": "InvoiceLineState",
+            "InvoiceLineType2": "InvoiceLineType2",
+            "Origin": "InvoiceLineOrigin",
+        },
         writable=False,
         creatable=False,
     )
@@ -264,7 +295,7 @@ _add(
         ),
         required=frozenset({"DataSource", "DataSourceDate", "IsError"}),
         foreign_keys={"CompanyId": "Company"},
-        enums={"EntityType": ENUMS["EntityType"]},
+        enums={"EntityType": "EntityType"},
         writable=False,
     )
 )

@@ -11,7 +11,7 @@ from typing import Any
 
 from sandbox import universe
 from sandbox.qics.odata import BadValue, ODataError, coerce, to_json
-from sandbox.qics.schema import SETS, EntitySet
+from sandbox.qics.schema import ENUMS, SETS, EntitySet
 
 DEFAULT_ACCESS_TOKEN_TTL = 3600
 DEFAULT_PAGE_SIZE = 100
@@ -228,7 +228,8 @@ class QicsStore:
                         "message": f"The field {name} must be a string with a maximum length of {limit}.",
                     }
                 )
-        for name, values in entity.enums.items():
+        for name, enum_type in entity.enums.items():
+            values = ENUMS[enum_type]
             value = record.get(name)
             if value is not None and value not in values:
                 details.append(

@@ -94,11 +94,13 @@ def test_each_administration_has_its_dags(parsed):
         for adm in administration_ids()
         for kind in ("master_data", "projects_employees", "invoice_export")
     }
-    assert expected == set(parsed["dags"])
+    assert expected | {"king_qics__preflight"} == set(parsed["dags"])
 
 
 def test_conventions(parsed):
     for dag_id, dag in parsed["dags"].items():
+        if dag_id == "king_qics__preflight":
+            continue  # manual and read-only (its own test)
         adm = dag_id.split("__")[1]
         assert f"administration:{adm}" in dag["tags"], dag_id
         assert any(tag.startswith("direction:") for tag in dag["tags"]), dag_id
@@ -108,6 +110,14 @@ def test_conventions(parsed):
         for task_id, task in dag["tasks"].items():
             assert task["retries"] >= 2 and task["backoff"] > 0, (dag_id, task_id)
             assert task["pool"].startswith(f"king_qics__{adm}__"), (dag_id, task_id)
+
+
+def test_the_preflight_dag_has_a_task_per_administration_in_its_king_pool(parsed):
+    dag = parsed["dags"]["king_qics__preflight"]
+    assert set(dag["tasks"]) == {f"preflight_{adm}" for adm in administration_ids()}
+    assert all(task["pool"] == f"king_qics__{tid[10:]}__king" for tid, task in dag["tasks"].items())
+    assert {"administration", "write_probe", "journal"} <= set(dag["params"]) and dag["doc_md"]
+    assert "preflight" in dag["tags"] and dag["max_active_runs"] == 1
 
 
 def test_master_data_task_order(parsed):

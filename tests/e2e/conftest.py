@@ -60,7 +60,7 @@ def state_store(airflow_db):
     store = StateStore.from_settings()
     metadata.drop_all(store.engine)
     metadata.create_all(store.engine)
-    from king_qics.hooks.oauth import clear_process_cache
+    from king_qics.hooks.qics.oauth import clear_process_cache
 
     clear_process_cache()
     return store

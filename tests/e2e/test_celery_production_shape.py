@@ -288,7 +288,7 @@ def _run_and_check(production_shape: dict) -> None:
     tables = KING_ZUID["tables"]
     debtors = {str(row["NR"]) for row in tables["DEB"]}
     assert in_company("CustomerCompany", "CustomerCode") == debtors - {"10006"}
-    assert in_company("EmployeeCompany", "EmployeeNumber") >= {row["ZKSL"] for row in tables["MEDEWERKER"]}
+    assert in_company("EmployeeCompany", "Abbreviation") >= {row["ZKSL"] for row in tables["MEDEWERKER"]}
     assert in_company("Project", "ProjectCode") >= {str(row["NR"]) for row in tables["KDR"]}
 
     king = requests.get(f"{production_shape['king']}/_sandbox/state", timeout=30).json()

@@ -63,7 +63,7 @@ def big_fixture(tmp_path, seed=7):
     rng = random.Random(seed)
     invoices = qics["entities"]["Invoice"]
     lines = defaultdict(list)
-    for line in qics["entities"]["InvoiceLine"]:
+    for line in qics["entities"]["OverviewInvoiceLine"]:
         lines[line["InvoiceHeaderId"]].append(line)
     ids = [i["InvoiceHeaderId"] for i in invoices]
     rng.shuffle(ids)

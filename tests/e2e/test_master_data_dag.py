@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from king_qics.hooks.king_finance import KingFinanceHook
+from king_qics.hooks.king import KingFinanceHook
+from tests.king_records import create_record, delete_record, update_record
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "king_qics__noord__master_data"
@@ -103,7 +105,8 @@ def expected_qics_values(sandbox) -> dict[tuple[str, str], dict[str, object]]:
     put("Item", "ItemCode", art, "NR", lambda r: str(r["NR"]))
     put("Item", "Name", art, "NR", lambda r: r["OMSCHR"])
     put("Item", "CompanyId", art, "NR", lambda r: COMPANY_ID)
-    put("Item", "VatCodeId", art, "NR", lambda r: vat_ids[str(r["BTW"])])
+    by_letter = {str(b["BTWPL"]): str(b["NR"]) for b in btw}  # ART.BTW is a letter, through BTW.BTWPL
+    put("Item", "VatCodeId", art, "NR", lambda r: vat_ids[by_letter[str(r["BTW"])]])
     put("Item", "GLAccountRevenue", art, "NR", lambda r: str(groups[r["ARTGRP"]]["GRBOMZ"]))
     put("Item", "WillBeInvoiced", art, "NR", lambda r: True)
     put("Item", "IsActive", art, "NR", lambda r: not j(r.get("BLOK", "N")))
@@ -141,7 +144,8 @@ def expected_qics_values(sandbox) -> dict[tuple[str, str], dict[str, object]]:
     put("Customer", "IsActive", deb, "NR", lambda r: not j(r["BLOK"]))
     put("Customer", "InvoiceAddressSameAsVisitAddress", deb, "NR", lambda r: True)
     put("Customer", "PaymentConditionId", deb, "NR", lambda r: pc_ids[str(r["BETCOND"])])
-    put("Customer", "VatCodeId", deb, "NR", lambda r: vat_ids[str(r["BTW"])])
+    customer_vat = {"I": "3"}  # defaults.customer_vat_codes of noord: DEB has no VAT-code field
+    put("Customer", "VatCodeId", deb, "NR", lambda r: vat_ids.get(customer_vat.get(r.get("BTWPL"), "")))
     put("Customer", "CostCenterId", deb, "NR", lambda r: kpl_ids[str(r["KPL"])])
     # No employee is synced yet (projects/employees DAG): 10005's manager link waits, never guessed.
     put("Customer", "ManagerResourceCompanyId", deb, "NR", lambda r: None)
@@ -176,7 +180,9 @@ def test_first_run_loads_every_mapped_field_exactly(first_run, sandbox):
         "reconcile": "success",  # the first run of the day also reconciles (tests/e2e/test_reconcile.py)
     }
     expected = expected_qics_values(sandbox)
-    with open(ROOT / "include" / "mappings" / "vendor_field_table.csv", encoding="utf-8") as handle:
+    with open(
+        ROOT / "plugins" / "king_qics" / "mapping" / "data" / "vendor_field_table.csv", encoding="utf-8"
+    ) as handle:
         vendor_rows = {
             (row["qics_entity"], row["qics_field"])
             for row in csv.DictReader(line for line in handle if line[0] != "#")
@@ -224,7 +230,7 @@ def test_second_run_makes_zero_qics_writes(first_run, run_dag, sandbox):
 
 def test_one_changed_debtor_field_gives_exactly_one_put(first_run, run_dag, sandbox):
     with king_hook() as king:
-        king.update_record("DEB", "NR", 10002, {"EMAIL": "nieuw@energiebos.nl"})
+        update_record(king, "DEB", "NR", 10002, {"EMAIL": "nieuw@energiebos.nl"})
     sandbox.reset_calls()
     run_dag(DAG_ID)
     assert writes(sandbox.calls("qics")) == {"PUT CustomerCompany": 1}
@@ -234,7 +240,7 @@ def test_one_changed_debtor_field_gives_exactly_one_put(first_run, run_dag, sand
 
 def test_unmapped_king_change_writes_nothing(first_run, run_dag, sandbox):
     with king_hook() as king:
-        king.update_record("DEB", "NR", 10002, {"MOBIEL": "0612345678"})  # not a mapped field
+        update_record(king, "DEB", "NR", 10002, {"MOBIEL": "0612345678"})  # not a mapped field
     sandbox.reset_calls()
     run_dag(DAG_ID)
     assert writes(sandbox.calls("qics")) == {}
@@ -242,7 +248,7 @@ def test_unmapped_king_change_writes_nothing(first_run, run_dag, sandbox):
 
 def test_debtor_deleted_in_king_stays_in_qics(first_run, run_dag, sandbox):
     with king_hook() as king:
-        king.delete_record("DEB", "NR", 10011)
+        delete_record(king, "DEB", "NR", 10011)
     sandbox.reset_calls()
     run_dag(DAG_ID, full_refresh=True)
     assert "10011" in by_code(sandbox, "CustomerCompany", "CustomerCode")
@@ -271,7 +277,7 @@ def test_failures_are_isolated_and_retried_by_the_next_run(run_dag, sandbox, sta
 
     # Payment condition 9 appears in King; debtor 10006 itself does not change, yet it syncs.
     with king_hook() as king:
-        king.create_record("BETCOND", {"NR": 9, "ZKSL": "60 dagen netto", "VERVDGN": 60})
+        create_record(king, "BETCOND", {"NR": 9, "ZKSL": "60 dagen netto", "VERVDGN": 60})
     sandbox.reset_calls()
     run_dag(DAG_ID)
     customers = by_code(sandbox, "CustomerCompany", "CustomerCode")
@@ -302,7 +308,7 @@ def test_a_record_qics_rejected_is_sent_again_only_when_it_changed(run_dag, sand
     run_dag(DAG_ID, full_refresh=True)  # full_refresh sends it again
     assert writes(sandbox.calls("qics")) == {"POST CustomerCompany": 1}
     with king_hook() as king:
-        king.update_record("DEB", "NR", 10008, {"NAAM": "Zorggroep Bakker B.V."})
+        update_record(king, "DEB", "NR", 10008, {"NAAM": "Zorggroep Bakker B.V."})
     sandbox.reset_calls()
     run_dag(DAG_ID)
     assert writes(sandbox.calls("qics")) == {"POST CustomerCompany": 1}
@@ -353,7 +359,7 @@ def test_dry_run_writes_nothing_and_leaves_the_next_runs_work(first_run, run_dag
     records = SyncedRecords(state_store, "noord", "customers")
     before = (records.all(), Watermarks(state_store, "noord").get("DEB"), records.failing())
     with king_hook() as king:
-        king.update_record("DEB", "NR", 10002, {"PLAATS": "Amersfoort"})
+        update_record(king, "DEB", "NR", 10002, {"PLAATS": "Amersfoort"})
     sandbox.reset_calls()
     _, states = run_dag(DAG_ID, dry_run=True)
     assert writes(sandbox.calls("qics")) == {}
@@ -366,12 +372,12 @@ def test_dry_run_writes_nothing_and_leaves_the_next_runs_work(first_run, run_dag
     assert by_code(sandbox, "CustomerCompany", "CustomerCode")["10002"]["VisitAddressCity"] == "Amersfoort"
 
 
-def test_full_refresh_repairs_a_record_changed_by_hand_in_qics(first_run, run_dag, sandbox):
+def test_full_refresh_repairs_a_record_changed_by_hand_in_qics(first_run, run_dag, sandbox, state_store):
     customer = by_code(sandbox, "CustomerCompany", "CustomerCode")["10007"]
     key = customer["CustomerCompanyId"]
     from king_qics.hooks.qics import QicsMilestonesHook
 
-    qics = QicsMilestonesHook("qics_sandbox")
+    qics = QicsMilestonesHook("qics_sandbox", token_store=state_store.tokens)
     qics.update("CustomerCompany", key, {**customer, "Name": "Handmatig gewijzigd"})
     qics.close()
 
@@ -393,7 +399,33 @@ def test_a_failing_debtor_deleted_in_king_leaves_the_failing_list(first_run, run
 
     assert set(SyncedRecords(state_store, "noord", "customers").failing()) == EXPECTED_FAILURES
     with king_hook() as king:
-        king.delete_record("DEB", "NR", 10006)
+        delete_record(king, "DEB", "NR", 10006)
     _, states = run_dag(DAG_ID)
     assert states["customers"] == "success"
     assert SyncedRecords(state_store, "noord", "customers").failing() == {}
+
+
+def test_a_debtor_with_several_email_addresses_is_synced_with_the_first(run_dag, sandbox, caplog):
+    """King's EMAIL often holds several addresses ("a; b"): the debtor is synced with the first as
+    visit-address e-mail and invoice recipient, and the task log warns that the other is not."""
+    fixture = json.loads(json.dumps(DEMO))
+    fixture["_base_dir"] = str(ROOT / "sandbox" / "fixtures")
+    debtor = next(r for r in fixture["king"]["administrations"][0]["tables"]["DEB"] if r["NR"] == 10002)
+    debtor["EMAIL"] = "facturen@energiebos.nl; Administratie@energiebos.nl"
+    sandbox.load(fixture)
+    caplog.set_level(logging.INFO, logger="king_qics")
+    _, states = run_dag(DAG_ID)
+    assert states["customers"] == "failed"  # 10006 only, by design
+    customer = by_code(sandbox, "CustomerCompany", "CustomerCode")["10002"]
+    assert customer["VisitAddressEmailAddress"] == customer["SendInvoiceTo"] == "facturen@energiebos.nl"
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("king_qics.mapping") and r.levelno == logging.WARNING
+    ]
+    assert len(warnings) == 2  # the customers task, and the reconciliation (it maps King the same way)
+    assert set(warnings) == {
+        "customers 10002: VisitAddressEmailAddress, SendInvoiceTo: 2 e-mail addresses"
+        " (facturen@energiebos.nl; Administratie@energiebos.nl): only the first, facturen@energiebos.nl,"
+        " is synced (Qics takes one address per field)"
+    }

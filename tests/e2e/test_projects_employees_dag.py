@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from king_qics.hooks.king_finance import KingFinanceHook
+from king_qics.hooks.king import KingFinanceHook
 from king_qics.state import SyncedRecords
+from tests.king_records import delete_record, update_record
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "king_qics__noord__projects_employees"
@@ -48,7 +49,7 @@ def synced(run_dag, sandbox):
 def test_employees_and_projects_are_synced_with_their_fields(synced, sandbox, state_store):
     _, states = synced
     assert states == {"employees": "success", "projects": "success", "customer_managers": "success"}
-    employees = qics(sandbox, "EmployeeCompany", "EmployeeNumber")
+    employees = qics(sandbox, "EmployeeCompany", "Abbreviation")
     assert set(employees) == {row["ZKSL"] for row in KING["MEDEWERKER"]}
     for row in KING["MEDEWERKER"]:
         employee = employees[row["ZKSL"]]
@@ -56,6 +57,7 @@ def test_employees_and_projects_are_synced_with_their_fields(synced, sandbox, st
         assert (employee.get("MiddleName") or None) == (row.get("TSNVGSL") or None)
         assert employee["LastName"] == row["ACHTERNM"]
         assert employee["EmailAddress"] == row["EMAIL"]
+        assert employee["EmployeeNumber"] == row["PERSNR"]  # an integer, from King's PERSNR
         assert employee["IsActive"] is (row.get("BLOK", "N") != "J" and not _left(row))
 
     projects = qics(sandbox, "Project", "ProjectCode")
@@ -96,12 +98,12 @@ def test_second_round_of_both_dags_writes_nothing(synced, run_dag, sandbox):
 
 def test_one_changed_employee_field_gives_one_put(synced, run_dag, sandbox):
     with KingFinanceHook("king_noord") as king:
-        king.update_record("MEDEWERKER", "ZKSL", "PBAKKER", {"EMAIL": "petra.bakker@example.nl"})
+        update_record(king, "MEDEWERKER", "ZKSL", "PBAKKER", {"EMAIL": "petra.bakker@example.nl"})
     sandbox.reset_calls()
     run_dag(DAG_ID)
     assert writes(sandbox) == {"PUT EmployeeCompany": 1}
     assert (
-        qics(sandbox, "EmployeeCompany", "EmployeeNumber")["PBAKKER"]["EmailAddress"]
+        qics(sandbox, "EmployeeCompany", "Abbreviation")["PBAKKER"]["EmailAddress"]
         == "petra.bakker@example.nl"
     )
 
@@ -109,7 +111,7 @@ def test_one_changed_employee_field_gives_one_put(synced, run_dag, sandbox):
 def test_project_deleted_in_king_stays_in_qics(synced, run_dag, sandbox):
     code = str(KING["KDR"][0]["NR"])
     with KingFinanceHook("king_noord") as king:
-        king.delete_record("KDR", "NR", code)
+        delete_record(king, "KDR", "NR", code)
     sandbox.reset_calls()
     run_dag(DAG_ID, full_refresh=True)
     assert code in qics(sandbox, "Project", "ProjectCode")
@@ -144,13 +146,13 @@ def test_a_customer_gets_its_manager_on_the_next_master_data_run_after_the_emplo
     run_dag(MASTER_DATA)
     assert SyncedRecords(state_store, "noord", "customers").pending().keys() == {"10005"}
     adm = load_administrations(ROOT / "include" / "administrations.yaml").get("noord")
-    qics_hook = QicsMilestonesHook("qics_sandbox", state_store=state_store)
+    qics_hook = QicsMilestonesHook("qics_sandbox", token_store=state_store.tokens)
     with KingFinanceHook("king_noord") as king:
         MasterDataSync(adm, king, qics_hook, state_store).run("employees")
     sandbox.reset_calls()
     run_dag(MASTER_DATA)
     assert writes(sandbox) == {"PUT CustomerCompany": 1}
-    manager = qics(sandbox, "EmployeeCompany", "EmployeeNumber")["SDEVRIES"]
+    manager = qics(sandbox, "EmployeeCompany", "Abbreviation")["SDEVRIES"]
     customer = qics(sandbox, "CustomerCompany", "CustomerCode")["10005"]
     assert str(customer["ManagerEmployeeCompanyId"]) == str(manager["EmployeeCompanyId"])
     assert SyncedRecords(state_store, "noord", "customers").pending() == {}

@@ -11,9 +11,10 @@ import json
 
 import sqlalchemy as sa
 
-from king_qics.hooks.king_finance import KingFinanceHook
+from king_qics.hooks.king import KingFinanceHook
 from king_qics.hooks.qics import QicsMilestonesHook
 from king_qics.state import reconciliation_differences, reconciliations
+from tests.king_records import create_record, update_record
 
 DAG_ID = "king_qics__noord__master_data"
 KING_WRITES = ("Create", "Update", "Delete")
@@ -52,13 +53,13 @@ def test_reconcile_reports_hand_edits_and_unsynced_king_changes_without_writing(
     assert differences(state_store, "vat_codes") == {}
 
     by_hand = customer(sandbox, "10007")
-    qics = QicsMilestonesHook("qics_sandbox")
+    qics = QicsMilestonesHook("qics_sandbox", token_store=state_store.tokens)
     qics.update("CustomerCompany", by_hand["CustomerCompanyId"], {**by_hand, "Name": "Handmatig gewijzigd"})
     qics.close()
     with KingFinanceHook("king_noord", timeout=5) as king:
-        king.update_record("DEB", "NR", 10002, {"PLAATS": "Amersfoort"})
-        new = {"NR": 10099, "ZKSL": "NIEUW", "NAAM": "Nieuwe Klant B.V.", "BETCOND": 1, "BTW": 1, "KPL": 100}
-        king.create_record("DEB", new)
+        update_record(king, "DEB", "NR", 10002, {"PLAATS": "Amersfoort"})
+        new = {"NR": 10099, "ZKSL": "NIEUW", "NAAM": "Nieuwe Klant B.V.", "BETCOND": 1, "KPL": 100}
+        create_record(king, "DEB", new)
     sandbox.reset_calls()
 
     # on demand, with a dry run of the entity tasks: the report alone, nothing written anywhere

@@ -19,7 +19,9 @@ DEMO = json.loads((ROOT / "sandbox" / "fixtures" / "demo.json").read_text(encodi
 
 def task_errors(caplog) -> list[str]:
     return [
-        r.getMessage() for r in caplog.records if r.name == "king_qics.tasks" and r.levelno >= logging.ERROR
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("king_qics.tasks") and r.levelno >= logging.ERROR
     ]
 
 
@@ -80,3 +82,21 @@ def test_an_invoice_data_error_ends_the_task_with_its_table_and_no_traceback(run
         assert lines[0].startswith("1 invoice export of noord failed.")
         table = lines[lines.index("invoice   reason") :]
         assert table[2].startswith("N2026005  ")
+
+
+def test_the_invoice_report_reads_as_sentences_in_the_ledger_s_words(run_dag, sandbox, caplog):
+    """Issue 18: counts as words, not Python dicts, and the run's figure ("worked on") is not named
+    like the ledger state ("selected", shown as "waiting to be booked")."""
+    caplog.set_level(logging.INFO, logger="king_qics")
+    run_dag(INVOICE_EXPORT)
+    report = [r.getMessage() for r in caplog.records if r.name == "king_qics.tasks.invoices"]
+    ledger = next(text for text in report if "invoice export ledger:" in text)
+    run = next(text for text in report if "invoice export run:" in text)
+    assert ledger == (
+        "noord invoice export ledger: 2 waiting to be booked, 3 booked and marked, 1 skipped"
+    ), ledger
+    assert run == (
+        "noord invoice export run: worked on 5 invoices: booked 3, found booked in King already 0, "
+        "marked exported in Qics 3, waiting 1, failed 1; skipped 1 (fully written off, or nothing to book)"
+    ), run
+    assert not any("{" in text or "selected" in text for text in report), report

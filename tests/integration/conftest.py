@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from king_qics.hooks.oauth import clear_process_cache
+from king_qics.hooks.qics.oauth import clear_process_cache
 from king_qics.state import StateStore
 from tests.integration.invoice_env import use_sandbox_connections
+from tests.integration.king_wire import KING_DEMO
 
 
 @pytest.fixture
@@ -18,3 +19,10 @@ def env(sandbox, monkeypatch, tmp_path):
     store.create_schema()
     sandbox.store = store
     return sandbox
+
+
+@pytest.fixture
+def king(sandboxes):
+    """Only the King demo data loaded (Qics empty), every fault off, the default King profile."""
+    sandboxes.load({"king": KING_DEMO, "qics": {}})
+    return sandboxes

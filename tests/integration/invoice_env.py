@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from king_qics.config import load_administrations
-from king_qics.hooks.king_finance import KingFinanceHook
+from king_qics.hooks.king import KingFinanceHook
 from king_qics.hooks.qics import QicsMilestonesHook
 from king_qics.sync.invoices import InvoiceExport
 
@@ -46,7 +46,7 @@ def set_king_extra(monkeypatch, conn_id: str = "king_noord", **values) -> None:
 def exporter(env, run_id: str | None = None, **adm_changes) -> InvoiceExport:
     adm = NOORD.model_copy(update=adm_changes)
     king = KingFinanceHook(adm.king_conn_id)
-    qics = QicsMilestonesHook(adm.qics_conn_id, state_store=env.store)
+    qics = QicsMilestonesHook(adm.qics_conn_id, token_store=env.store.tokens)
     return InvoiceExport(adm, king, qics, env.store, run_id=run_id)
 
 

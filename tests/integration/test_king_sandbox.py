@@ -6,93 +6,29 @@ import base64
 import json
 import re
 import time
-from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pytest
 import requests
 from lxml import etree
 
-ROOT = Path(__file__).resolve().parents[2]
-KING_DEMO = json.loads((ROOT / "sandbox" / "fixtures" / "demo.json").read_text(encoding="utf-8"))["king"]
-NS = "https://cloudswitch.imuisonline.com/"
-KEY = "abcdefghijklmnopqrstuvwxyz"
-
-
-@pytest.fixture
-def king(sandboxes):
-    sandboxes.load({"king": KING_DEMO, "qics": {}})
-    return sandboxes
-
-
-# The SOAP 1.2 Login request of the vendor documentation (DOC-LOGIN), byte for byte in shape.
-DOC_LOGIN_12 = """<?xml version="1.0" encoding="utf-8"?>
-<soap12:Envelope xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" \
-xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:soap12="http://www.w3.org/2003/05/soap-envelope">
-  <soap12:Body>
-    <Login xmlns="https://cloudswitch.imuisonline.com/">
-      <PartnerKey>{key}</PartnerKey>
-      <Omgevingscode>{env}</Omgevingscode>
-      <SessionId></SessionId>
-      <Foutmelding></Foutmelding>
-    </Login>
-  </soap12:Body>
-</soap12:Envelope>"""
-
-SOAP11 = """<?xml version="1.0" encoding="utf-8"?>
-<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>
-<{op} xmlns="https://cloudswitch.imuisonline.com/">{params}</{op}></soap:Body></soap:Envelope>"""
-
-
-def post11(king, op: str, params: str, action: str | None = None) -> requests.Response:
-    headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{NS}{action or op}"'}
-    return requests.post(king.king_url, data=SOAP11.format(op=op, params=params).encode(), headers=headers)
-
-
-def answer(response: requests.Response, op: str) -> dict:
-    assert response.status_code == 200, response.text
-    root = etree.fromstring(response.content)
-    node = root.find(f".//{{{NS}}}{op}Response")
-    out = {}
-    for child in node:
-        name = etree.QName(child).localname
-        strings = child.findall(f"{{{NS}}}string")
-        out[name] = [s.text for s in strings] if strings else (child.text or "")
-    return out
-
-
-def login(king, env: str = "00000") -> str:
-    params = f"<PartnerKey>{KEY}</PartnerKey><Omgevingscode>{env}</Omgevingscode><SessionId/><Foutmelding/>"
-    out = answer(post11(king, "Login", params), "Login")
-    assert out["LoginResult"] == "true", out
-    return out["SessionId"]
-
-
-def auth(session: str, env: str = "00000") -> str:
-    return (
-        f"<PartnerKey>{KEY}</PartnerKey><Omgevingscode>{env}</Omgevingscode>"
-        f"<SessionId>{escape(session)}</SessionId>"
-    )
-
-
-def call(king, session: str, op: str, body: str = "", env: str = "00000") -> dict:
-    return answer(post11(king, op, auth(session, env) + body + "<Foutmelding/>"), op)
-
-
-def select(
-    king, session: str, cdata: bool = True, env: str = "00000", **row
-) -> tuple[list[dict], dict, dict]:
-    inner = "".join(f"<{k}>{escape(str(v))}</{k}>" for k, v in row.items())
-    dataset = f"<NewDataSet><Table1>{inner}</Table1></NewDataSet>"
-    param = f"<![CDATA[{dataset}]]>" if cdata else escape(dataset)
-    out = call(king, session, "GetStamtabelRecords", f"<Selectie>{param}</Selectie><Records/>", env)
-    if out["GetStamtabelRecordsResult"] != "true":
-        return [], {}, out
-    records = etree.fromstring(out["Records"].encode())
-    rows = [{c.tag: c.text or "" for c in el} for el in records.findall("DATA")]
-    meta = {c.tag: int(c.text) for c in records.find("METADATA")}
-    return rows, meta, out
-
+from tests.integration.king_wire import (
+    DOC_LOGIN_12,
+    KEY,
+    KING_DEMO,
+    NS,
+    SOAP11,
+    answer,
+    auth,
+    boe,
+    call,
+    create_journaalpost,
+    journaalpost,
+    login,
+    post11,
+    select,
+    table1,
+)
 
 # -- wire format, sessions -------------------------------------------------------------------------
 
@@ -189,9 +125,11 @@ def test_a_session_belongs_to_its_environment(king):
 def test_get_adm_info(king):
     session = login(king)
     selection = (
-        "<NewDataSet><Table1><TABLE>BASFIN</TABLE><SELECTFIELDS>AANTPER</SELECTFIELDS></Table1>"
-        "<Table1><TABLE>PERIODEINFO</TABLE><SELECTFIELDS>JRAFGESL\tPNAFGESL\tJRAFGESLGEBR\tPNAFGESLGEBR"
-        "</SELECTFIELDS></Table1><Table1><TABLE>BASALG</TABLE><SELECTFIELDS>NAAM</SELECTFIELDS></Table1></NewDataSet>"
+        "<NewDataSet>"
+        + table1(TABLE="BASFIN", SELECTFIELDS="AANTPER")
+        + table1(TABLE="PERIODEINFO", SELECTFIELDS="JRAFGESL\tPNAFGESL\tJRAFGESLGEBR\tPNAFGESLGEBR")
+        + table1(TABLE="BASALG", SELECTFIELDS="NAAM")
+        + "</NewDataSet>"
     )
     out = call(king, session, "GetAdmInfo", f"<Selectie>{escape(selection)}</Selectie><Records/>")
     assert out["GetAdmInfoResult"] == "true"
@@ -204,7 +142,7 @@ def test_get_adm_info(king):
         king,
         session,
         "GetAdmInfo",
-        f"<Selectie>{escape('<NewDataSet><Table1><TABLE>XYZ</TABLE></Table1></NewDataSet>')}</Selectie>",
+        f"<Selectie>{escape('<NewDataSet>' + table1(TABLE='XYZ') + '</NewDataSet>')}</Selectie>",
     )
     assert bad["GetAdmInfoResult"] == "false" and bad["Foutmelding"]
 
@@ -372,32 +310,6 @@ def test_create_update_delete_stamtabel_record(king):
     assert [r["NR"] for r in state] == list(range(10000, 10012))
 
 
-def boe(**overrides) -> dict:
-    row = {
-        "DAGB": 70, "JR": 2026, "PN": 11, "DAT": "25-11-2026", "REK": 10000, "TEGREK": 8000, "BTW": 1,
-        "BEDRBOEK": "100.00", "BEDRBTW": "21.00", "FACT": "2026-0042", "BOEKSTUK": "2026-0042",
-        "OMSCHR": "Advies november", "KPL": 100,
-    }  # fmt: skip
-    row.update(overrides)
-    return {k: v for k, v in row.items() if v is not None}
-
-
-def journaalpost(*rows: dict, digdos: list[dict] | None = None) -> str:
-    parts = ["<NewDataSet>"]
-    for tag, items in (("BOE", rows), ("DIGDOS", digdos or [])):
-        for row in items:
-            parts.append(
-                f"<{tag}>" + "".join(f"<{k}>{escape(str(v))}</{k}>" for k, v in row.items()) + f"</{tag}>"
-            )
-    parts.append("</NewDataSet>")
-    return "".join(parts)
-
-
-def create_journaalpost(king, session, *rows, digdos=None) -> dict:
-    body = f"<Journaalpost><![CDATA[{journaalpost(*rows, digdos=digdos)}]]></Journaalpost><Primarykey/>"
-    return call(king, session, "CreateJournaalpost", body)
-
-
 def test_create_journaalpost_split_booking_with_pdf_and_read_back(king):
     session = login(king)
     pdf = b"%PDF-1.4 factuur 2026-0042"
@@ -421,10 +333,10 @@ def test_create_journaalpost_split_booking_with_pdf_and_read_back(king):
     assert len(rows) == 2 and rows[0]["GRPROW"] == rows[1]["GRPROW"] and rows[1]["BEDRBOEK"] == "200,00"
     assert rows[0]["DEB"] == "10000"
     # PDF_BESTAND: the linked file comes back as a second table
-    dataset = (
-        "<NewDataSet><Table1><TABLE>BOE</TABLE><SELECTFIELDS>RG</SELECTFIELDS><WHEREFIELDS>FACT</WHEREFIELDS>"
-        "<WHEREOPERATORS>=</WHEREOPERATORS><WHEREVALUES>2026-0042</WHEREVALUES><PDF_BESTAND/></Table1></NewDataSet>"
+    row = table1(
+        TABLE="BOE", SELECTFIELDS="RG", WHEREFIELDS="FACT", WHEREOPERATORS="=", WHEREVALUES="2026-0042"
     )
+    dataset = f"<NewDataSet>{row.replace('</Table1>', '<PDF_BESTAND/></Table1>')}</NewDataSet>"
     out = call(king, session, "GetStamtabelRecords", f"<Selectie>{escape(dataset)}</Selectie>")
     files = etree.fromstring(out["Records"].encode()).findall("PDF_BESTAND")
     assert len(files) == 1 and base64.b64decode(files[0].findtext("FILE")) == pdf

@@ -12,9 +12,15 @@ from decimal import Decimal
 
 import pytest
 
-from king_qics.errors import AuthenticationError, OutcomeUnknownError, ProtocolError, RecordValidationError
-from king_qics.hooks.oauth import clear_process_cache
+from king_qics.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    OutcomeUnknownError,
+    ProtocolError,
+    RecordValidationError,
+)
 from king_qics.hooks.qics import QicsMilestonesHook
+from king_qics.hooks.qics.oauth import clear_process_cache
 from king_qics.state import StateStore
 from sandbox import universe
 from tests.demo_data import ROOT
@@ -51,24 +57,26 @@ def store(tmp_path):
 
 @pytest.fixture
 def hook(sb, store):
-    return QicsMilestonesHook("qics_test", state_store=store, **FAST)
+    return QicsMilestonesHook("qics_test", token_store=store.tokens, **FAST)
 
 
 # -- reads -----------------------------------------------------------------------------------------
 
 
-def test_read_types(hook):
-    frame = hook.read("VatCode", filter="CompanyId eq 1")
-    assert list(frame["Code"]) == ["0", "1", "2", "3"]
-    assert str(frame["VatCodeId"].dtype) == "Int64" and str(frame["CompanyId"].dtype) == "Int64"
-    assert frame["Percentage"].tolist() == [Decimal("0"), Decimal("21"), Decimal("9"), Decimal("0")]
-    assert frame["IsDefault"].dtype == bool
-    assert frame["IcpReturn"].isna().all()
+def test_reads_are_typed_records(hook):
+    """Ids come as int, decimals as Decimal, booleans as bool (the wire sends ids and decimals as
+    strings); a field the service leaves empty is None."""
+    records = list(hook.iter_records("VatCode", filter="CompanyId eq 1"))
+    assert [r["Code"] for r in records] == ["0", "1", "2", "3"]
+    assert all(type(r["VatCodeId"]) is int and type(r["CompanyId"]) is int for r in records)
+    assert [r["Percentage"] for r in records] == [Decimal("0"), Decimal("21"), Decimal("9"), Decimal("0")]
+    assert all(type(r["IsDefault"]) is bool and r["IcpReturn"] is None for r in records)
 
 
 def test_read_select_and_top(hook):
-    frame = hook.read("CustomerCompany", filter="CompanyId eq 1", select=["CustomerCode", "Name"], top=2)
-    assert list(frame.columns) == ["CustomerCode", "Name"] and len(frame) == 2
+    query = {"filter": "CompanyId eq 1", "select": ["CustomerCode", "Name"], "top": 2}
+    records = list(hook.iter_records("CustomerCompany", **query))
+    assert len(records) == 2 and all(set(r) <= {"CustomerCode", "Name", "@odata.etag"} for r in records)
 
 
 @pytest.mark.parametrize("n", [0, 1, 100, 101])
@@ -78,19 +86,19 @@ def test_read_paging_boundaries(sb, hook, n):
         {"CompanyId": "1", "Code": f"{i:04d}", "Name": f"KP {i}", "IsActive": True} for i in range(n)
     ]
     sb.load(fixture)
-    frame = hook.read("CostCenter")
-    assert len(frame) == n
-    assert (list(frame["Code"]) if n else []) == [f"{i:04d}" for i in range(n)]
-    assert sb.calls("qics")["GET CostCenter"] == max(1, -(-n // 100))
+    records = list(hook.iter_records("CostCenter"))
+    assert [r["Code"] for r in records] == [f"{i:04d}" for i in range(n)]
+    full_last_page = n > 0 and n % 100 == 0  # a full page without a next link: looked past once
+    assert sb.calls("qics")["GET CostCenter"] == max(1, -(-n // 100)) + full_last_page
 
 
 def test_paging_iteration_cap(sb, store):
     fixture = demo_fixture()
     fixture["qics"]["page_size"] = 2
     sb.load(fixture)
-    hook = QicsMilestonesHook("qics_test", state_store=store, max_pages=3, **FAST)
+    hook = QicsMilestonesHook("qics_test", token_store=store.tokens, max_pages=3, **FAST)
     with pytest.raises(ProtocolError, match="more than 3 pages"):
-        hook.read("InvoiceLine")
+        list(hook.iter_records("InvoiceLine"))
 
 
 def test_get(hook):
@@ -100,7 +108,7 @@ def test_get(hook):
 
 def test_read_bad_query_is_protocol_error(hook):
     with pytest.raises(ProtocolError, match="Nope"):
-        hook.read("VatCode", filter="Nope eq 1")
+        list(hook.iter_records("VatCode", filter="Nope eq 1"))
 
 
 # -- writes ----------------------------------------------------------------------------------------
@@ -141,24 +149,6 @@ def test_update_unknown_id(hook):
         hook.update("CostCenter", 999, {"Code": "1", "Name": "x", "IsActive": True})
 
 
-def test_create_many_and_update_many_go_on_after_rejections(hook):
-    records = [
-        {"CompanyId": 1, "Code": "100", "Name": "Advies", "IsActive": True},
-        {"CompanyId": 1, "Code": "200", "IsActive": True},  # Name missing
-        {"CompanyId": 1, "Code": "300", "Name": "Overhead", "IsActive": True},
-    ]
-    outcomes = hook.create_many("CostCenter", records, natural_key_fields=["Code", "CompanyId"])
-    assert [o.ok for o in outcomes] == [True, False, True]
-    assert "Name" in outcomes[1].error and outcomes[1].key == {"Code": "200", "CompanyId": 1}
-    first, third = outcomes[0].record["CostCenterId"], outcomes[2].record["CostCenterId"]
-    updates = hook.update_many(
-        "CostCenter",
-        [(first, {**records[0], "Name": "A"}), (999, records[2]), (third, {**records[2], "CompanyId": 77})],
-    )
-    assert [o.ok for o in updates] == [True, False, False]
-    assert "CompanyId" in updates[2].error
-
-
 def test_create_with_drop_after_commit_and_natural_key_creates_one(sb, hook):
     sb.faults("qics", {"kind": "drop_after_commit", "count": 1, "operations": ["POST CustomerCompany"]})
     record = {"CompanyId": 1, "CustomerCode": "10010", "Name": "Eenmalig", "IsActive": True}
@@ -192,7 +182,7 @@ def test_create_without_natural_key_reports_unknown_outcome(sb, hook):
 @pytest.mark.parametrize("kind", ["http_500", "http_503", "http_429"])
 def test_transient_faults_are_retried(sb, hook, kind):
     sb.faults("qics", {"kind": kind, "count": 2, "operations": ["GET VatCode"], "retry_after": 0.05})
-    assert len(hook.read("VatCode")) == 8
+    assert len(list(hook.iter_records("VatCode"))) == 8
     assert sb.calls("qics")["GET VatCode"] == 3
 
 
@@ -201,57 +191,62 @@ def test_persistent_5xx_becomes_transient_error(sb, hook):
 
     sb.faults("qics", {"kind": "http_503", "operations": ["GET VatCode"]})
     with pytest.raises(TransientError):
-        hook.read("VatCode")
+        list(hook.iter_records("VatCode"))
 
 
 def test_latency_beyond_timeout_is_retried(sb, store):
-    hook = QicsMilestonesHook("qics_test", state_store=store, **{**FAST, "timeout": 0.3})
-    hook.read("Company")  # token first
+    hook = QicsMilestonesHook("qics_test", token_store=store.tokens, **{**FAST, "timeout": 0.3})
+    list(hook.iter_records("Company"))  # token first
     sb.faults("qics", {"kind": "latency", "latency_seconds": 0.6, "count": 1, "operations": ["GET VatCode"]})
-    assert len(hook.read("VatCode")) == 8
+    assert len(list(hook.iter_records("VatCode"))) == 8
 
 
 def test_expired_token_mid_run_is_recovered(sb, hook):
-    first = hook.read("VatCode")
+    first = list(hook.iter_records("VatCode"))
     sb.faults("qics", {"kind": "expire_session", "count": 1, "operations": ["GET CustomerCompany"]})
-    assert len(hook.read("CustomerCompany")) == 8
-    assert len(hook.read("VatCode")) == len(first)
+    assert len(list(hook.iter_records("CustomerCompany"))) == 8
+    assert len(list(hook.iter_records("VatCode"))) == len(first)
     assert sb.calls("qics")["POST token"] == 2
 
 
 def test_token_drop_after_commit_then_auth_error_message(sb, hook):
     sb.faults("qics", {"kind": "drop_after_commit", "count": 1, "operations": ["POST token"]})
     with pytest.raises(AuthenticationError, match="Re-authorize"):
-        hook.read("Company")
+        list(hook.iter_records("Company"))
 
 
 def test_revoked_refresh_token(sb, hook):
     sb.admin("qics", "POST", "oauth/revoke")
     with pytest.raises(AuthenticationError, match="put the new refresh token in connection 'qics_test'"):
-        hook.read("Company")
+        list(hook.iter_records("Company"))
 
 
 def test_token_is_reused_across_hooks_and_rotation_is_persisted(sb, store):
-    QicsMilestonesHook("qics_test", state_store=store, **FAST).read("Company")
+    list(QicsMilestonesHook("qics_test", token_store=store.tokens, **FAST).iter_records("Company"))
     clear_process_cache()  # another process: only the state store is shared
-    QicsMilestonesHook("qics_test", state_store=store, **FAST).read("Company")
+    list(QicsMilestonesHook("qics_test", token_store=store.tokens, **FAST).iter_records("Company"))
     assert sb.calls("qics")["POST token"] == 1
     sb.admin("qics", "POST", "oauth/expire")
     clear_process_cache()
-    QicsMilestonesHook("qics_test", state_store=store, **FAST).read("Company")  # uses the rotated token
+    list(
+        QicsMilestonesHook("qics_test", token_store=store.tokens, **FAST).iter_records("Company")
+    )  # uses the rotated token
     assert sb.calls("qics")["POST token"] == 2
     assert sb.state("qics")["oauth"]["refresh_grants"] == 2
 
 
 def test_reauthorized_connection_restarts_the_chain(sb, store, monkeypatch):
-    QicsMilestonesHook("qics_test", state_store=store, **FAST).read("Company")
+    list(QicsMilestonesHook("qics_test", token_store=store.tokens, **FAST).iter_records("Company"))
     # the user re-authorizes: a fresh refresh token goes into the connection
     fixture = demo_fixture()
     fixture["qics"]["clients"][0]["refresh_token"] = "re-authorized-token"
     sb.load(fixture)
     monkeypatch.setenv("AIRFLOW_CONN_QICS_TEST", conn_json(sb, refresh_token="re-authorized-token"))
     clear_process_cache()
-    assert len(QicsMilestonesHook("qics_test", state_store=store, **FAST).read("Company")) == 2
+    assert (
+        len(list(QicsMilestonesHook("qics_test", token_store=store.tokens, **FAST).iter_records("Company")))
+        == 2
+    )
 
 
 def test_two_processes_refresh_concurrently_without_burning_the_token(sb, store, tmp_path):
@@ -263,8 +258,8 @@ def test_two_processes_refresh_concurrently_without_burning_the_token(sb, store,
         from king_qics.hooks.qics import QicsMilestonesHook
         from king_qics.state import StateStore
         store = StateStore({store.url!r})
-        hook = QicsMilestonesHook("qics_test", state_store=store, timeout=5, max_attempts=2)
-        print(len(hook.read("Company")))
+        hook = QicsMilestonesHook("qics_test", token_store=store.tokens, timeout=5, max_attempts=2)
+        print(len(list(hook.iter_records("Company"))))
         """
     )
     procs = [
@@ -288,13 +283,15 @@ def test_a_slow_token_refresh_holds_no_database_lock(sb, store, tmp_path):
     import threading
 
     sb.faults("qics", {"kind": "latency", "latency_seconds": 2, "operations": ["POST token"]})
-    hook = QicsMilestonesHook("qics_test", state_store=store, timeout=5, max_attempts=1)
-    reader = threading.Thread(target=lambda: hook.read("Company"))
+    hook = QicsMilestonesHook("qics_test", token_store=store.tokens, timeout=5, max_attempts=1)
+    reader = threading.Thread(target=lambda: list(hook.iter_records("Company")))
     reader.start()
     time.sleep(0.8)  # the token request is under way
     other = sqlite3.connect(store.url.removeprefix("sqlite:///"), timeout=0.5, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another task's write: must not wait for the HTTP call
-    other.execute("INSERT INTO locks (name) VALUES ('another task')")
+    other.execute(
+        "INSERT INTO watermarks (administration, king_table, read_until) VALUES ('x', 'DEB', '2026-12-01')"
+    )
     other.execute("COMMIT")
     other.close()
     reader.join(30)
@@ -336,13 +333,33 @@ def test_test_connection(sb, hook, store, monkeypatch):
     assert ok and "2 companies" in message
     monkeypatch.setenv("AIRFLOW_CONN_QICS_TEST", conn_json(sb, client_secret="wrong"))
     clear_process_cache()
-    ok, message = QicsMilestonesHook("qics_test", state_store=store, **FAST).test_connection()
+    ok, message = QicsMilestonesHook("qics_test", token_store=store.tokens, **FAST).test_connection()
     assert not ok and "invalid_client" in message
+
+
+def test_a_hook_without_a_token_store_never_spends_the_refresh_token(sb, store, monkeypatch):
+    """Airflow's Test button builds the hook bare: it checks the client only, and a request without a
+    token store is refused before anything is sent (a rotated token would be lost)."""
+    monkeypatch.setenv("AIRFLOW_CONN_QICS_TEST", conn_json(sb))
+    clear_process_cache()
+    ok, message = QicsMilestonesHook("qics_test", **FAST).test_connection()
+    assert ok and "accepts the client" in message, message
+    assert sb.state("qics")["oauth"]["refresh_grants"] == 0  # the seed is still good
+    with pytest.raises(ConfigurationError, match="needs a token_store"):
+        list(QicsMilestonesHook("qics_test", **FAST).iter_records("Company"))
+    monkeypatch.setenv("AIRFLOW_CONN_QICS_TEST", conn_json(sb, client_secret="wrong"))
+    ok, message = QicsMilestonesHook("qics_test", **FAST).test_connection()
+    assert not ok and "invalid_client" in message
+    monkeypatch.setenv("AIRFLOW_CONN_QICS_TEST", conn_json(sb))
+    companies = list(
+        QicsMilestonesHook("qics_test", token_store=store.tokens, **FAST).iter_records("Company")
+    )
+    assert len(companies) == 2 and sb.state("qics")["oauth"]["refresh_grants"] == 1  # the seed, used once
 
 
 def test_html_error_page_is_protocol_error(sb, hook, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_QICS_TEST", conn_json(sb))
-    hook.read("Company")
+    list(hook.iter_records("Company"))
 
     class Fake:
         status_code = 200
@@ -355,7 +372,7 @@ def test_html_error_page_is_protocol_error(sb, hook, monkeypatch):
 
     monkeypatch.setattr(hook, "send", lambda *a, **k: Fake())
     with pytest.raises(ProtocolError, match="HTML page"):
-        hook.read("Company")
+        list(hook.iter_records("Company"))
 
 
 # -- secrets stay out of the logs ------------------------------------------------------------------
@@ -368,16 +385,16 @@ def test_no_secret_in_logs(sb, store, caplog, capsys):
         {"kind": "expire_session", "count": 1, "operations": ["GET CustomerCompany"]},
         {"kind": "http_503", "count": 1, "operations": ["GET VatCode"]},
     )
-    hook = QicsMilestonesHook("qics_test", state_store=store, **FAST)
-    hook.read("VatCode")
-    hook.read("CustomerCompany")
+    hook = QicsMilestonesHook("qics_test", token_store=store.tokens, **FAST)
+    list(hook.iter_records("VatCode"))
+    list(hook.iter_records("CustomerCompany"))
     hook.create("CostCenter", {"CompanyId": 1, "Code": "1", "Name": "A", "IsActive": True})
     hook.processed_invoices(1)
     hook.test_connection()
     sb.admin("qics", "POST", "oauth/revoke")
     sb.admin("qics", "POST", "oauth/expire")
     with pytest.raises(AuthenticationError) as info:
-        hook.read("Company")
+        list(hook.iter_records("Company"))
     captured = capsys.readouterr()
     text = caplog.text + captured.out + captured.err + str(info.value)
     tokens = [t["token"] for t in sb.state("qics")["oauth"]["refresh_tokens"]]

@@ -95,12 +95,15 @@ def test_refresh_tokens_rotate_and_are_single_use(sb):
     assert sb.state("qics")["oauth"]["refresh_grants"] == 2
 
 
-def test_client_credentials_by_basic_auth_and_wrong_secret(sb):
-    data = {"grant_type": "refresh_token", "refresh_token": universe.QICS_INITIAL_REFRESH_TOKEN}
-    wrong = requests.post(sb.qics_url + TOKEN, data=data, auth=(universe.QICS_CLIENT_ID, "nope"), timeout=10)
+def test_client_credentials_in_the_body_and_wrong_secret(sb):
+    wrong = refresh(sb, client_secret="nope")
     assert wrong.status_code == 400 and wrong.json()["error"] == "invalid_client"
-    ok = requests.post(sb.qics_url + TOKEN, data=data, auth=tuple(CLIENT.values()), timeout=10)
-    assert ok.status_code == 200
+    # the default profile takes the client credentials in the body only (alt: HTTP Basic only)
+    data = {"grant_type": "refresh_token", "refresh_token": universe.QICS_INITIAL_REFRESH_TOKEN}
+    basic = requests.post(sb.qics_url + TOKEN, data=data, auth=tuple(CLIENT.values()), timeout=10)
+    assert basic.status_code == 400 and basic.json()["error"] == "invalid_client"
+    assert "in the body" in basic.json()["error_description"]
+    assert refresh(sb).status_code == 200
 
 
 def test_revoked_refresh_token_is_invalid_grant(sb):
@@ -164,10 +167,56 @@ def test_filter_string_quote_escaping_and_dates(sb, api):
     assert created.status_code == 201
     found = api("GET", "/CustomerCompany", params={"$filter": "CustomerCode eq 'O''Brien'"}).json()["value"]
     assert [r["CustomerCompanyId"] for r in found] == [created.json()["CustomerCompanyId"]]
+    # Amsterdam midnight of 1 October 2026, in UTC (InvoiceDate is an Edm.DateTimeOffset)
     invoices = api(
-        "GET", "/Invoice", params={"$filter": "CompanyId eq 1 and InvoiceDate lt 2026-10-01"}
+        "GET", "/Invoice", params={"$filter": "CompanyId eq 1 and InvoiceDate lt 2026-09-30T22:00:00Z"}
     ).json()
     assert [r["InvoiceNumber"] for r in invoices["value"]] == ["N2025099"]
+
+
+ENUM = "QicsUnity.Api.Areas.V3.Models.InvoiceHeaderState"
+
+
+def test_enum_literals_must_be_type_qualified(api):
+    typed = api(
+        "GET", "/Invoice", params={"$filter": f"CompanyId eq 1 and InvoiceHeaderState eq {ENUM}'Approved'"}
+    )
+    assert typed.status_code == 200 and [r["InvoiceNumber"] for r in typed.json()["value"]] == [None]
+    bare = api("GET", "/Invoice", params={"$filter": "CompanyId eq 1 and InvoiceHeaderState eq 'Approved'"})
+    assert bare.status_code == 400
+    assert (
+        "A binary operator with incompatible types was detected. Found operand types"
+        f" '{ENUM}' and 'Edm.String' for operator kind 'Equal'." in bare.json()["error"]["message"]
+    )
+    other_type = api(
+        "GET",
+        "/Invoice",
+        params={"$filter": "InvoiceHeaderState ne QicsUnity.Api.Areas.V3.Models.ItemType'Hour'"},
+    )
+    assert (
+        other_type.status_code == 400
+        and "for operator kind 'NotEqual'" in other_type.json()["error"]["message"]
+    )
+    unknown = api("GET", "/Invoice", params={"$filter": f"InvoiceHeaderState eq {ENUM}'Final'"})
+    assert unknown.status_code == 400
+    assert "'Final' is not a valid enumeration type constant" in unknown.json()["error"]["message"]
+    on_text = api("GET", "/Invoice", params={"$filter": f"InvoiceNumber eq {ENUM}'Approved'"})
+    assert on_text.status_code == 400 and "'Edm.String' and '" in on_text.json()["error"]["message"]
+
+
+def test_a_bare_date_against_a_datetimeoffset_is_refused(api):
+    bare = api("GET", "/Invoice", params={"$filter": "InvoiceDate ge 2026-10-01"})
+    assert bare.status_code == 400
+    assert (
+        "No coercion operator is defined between types 'Microsoft.OData.Edm.Date' and"
+        " 'System.Nullable`1[System.DateTimeOffset]'." in bare.json()["error"]["message"]
+    )
+    full = api(
+        "GET", "/Invoice", params={"$filter": "CompanyId eq 2 and InvoiceDate ge 2026-11-04T00:00:00Z"}
+    )
+    assert [r["InvoiceNumber"] for r in full.json()["value"]] == ["Z2026003"]
+    # an Edm.Date property still compares with a bare date
+    assert api("GET", "/Project", params={"$filter": "StartDate ge 2026-01-01"}).status_code == 200
 
 
 def test_bad_filter_is_400(api):
@@ -325,6 +374,17 @@ def test_post_and_put_customer(api):
         ("EmployeeCompany", {"CompanyId": 1, "FirstName": "Jan", "IsActive": True}, "LastName"),
         (
             "EmployeeCompany",
+            {
+                "CompanyId": 1,
+                "EmployeeNumber": "SDEVRIES",
+                "FirstName": "S",
+                "LastName": "V",
+                "IsActive": True,
+            },
+            "EmployeeNumber",
+        ),
+        (
+            "EmployeeCompany",
             {"CompanyId": 99, "FirstName": "Jan", "LastName": "Jansen", "IsActive": True},
             "CompanyId",
         ),
@@ -361,13 +421,15 @@ def test_all_writable_sets_accept_a_valid_record(api):
         "/EmployeeCompany",
         json={
             "CompanyId": 1,
-            "EmployeeNumber": "JJANSEN",
+            "EmployeeNumber": 101,
+            "Abbreviation": "JJANSEN",
             "FirstName": "Jan",
             "LastName": "Jansen",
             "IsActive": True,
         },
     ).json()
     assert ec["EmployeeId"]  # the global person, assigned by the server
+    assert ec["EmployeeNumber"] == 101 and ec["Abbreviation"] == "JJANSEN"  # Edm.Int32: a JSON number
     pc = api(
         "POST",
         "/PaymentCondition",
@@ -452,9 +514,24 @@ def test_all_writable_sets_accept_a_valid_record(api):
 # -- invoices and PDFs -----------------------------------------------------------------------------
 
 
+def test_invoice_line_has_exactly_the_documented_properties(api):
+    line = api("GET", "/InvoiceLine(1)").json()
+    documented = ["InvoiceLineId", "Date", "Description", "InvoiceGroup", "Price", "Remarks", "Quantity"]
+    assert set(line) - {"@odata.context"} == {*documented, "InvoiceMutationReasonId"}
+    assert line["Date"] == "2026-10-04T22:00:00Z" and line["Price"] == "95.00" and line["Quantity"] == "8"
+    for field in ("InvoiceHeaderId", "AmountExclVat", "VatCodeId", "GLAccountRevenue", "CostCenterId"):
+        bad = api("GET", "/InvoiceLine", params={"$filter": f"{field} eq 1"})
+        assert bad.status_code == 400 and field in bad.json()["error"]["message"]
+    overview = api("GET", "/OverviewInvoiceLine", params={"$filter": "InvoiceHeaderId eq 1"}).json()["value"]
+    assert [(o["InvoiceLineId"], o["AmountExclVat"], o["ItemCompanyItemCode"]) for o in overview] == [
+        ("1", "760.00", "ADV")
+    ]
+    assert api("POST", "/OverviewInvoiceLine", json={}).status_code == 405
+
+
 def test_demo_invoices_are_consistent_to_the_cent(api):
     invoices = api("GET", "/Invoice").json()["value"]
-    lines = api("GET", "/InvoiceLine").json()["value"]
+    lines = api("GET", "/OverviewInvoiceLine").json()["value"]
     assert len(invoices) == 11
     from decimal import ROUND_HALF_UP, Decimal
 

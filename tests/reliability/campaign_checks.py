@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 from decimal import Decimal
 
 from king_qics.sync.invoices import booking_marker, invoice_day
-from king_qics.sync.invoices.booking import marker_of
+from king_qics.sync.invoices.identity import marker_of
 
 COMPANY = 1
 

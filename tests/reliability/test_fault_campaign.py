@@ -26,10 +26,11 @@ from pathlib import Path
 
 import pytest
 
-from king_qics.hooks.king_finance import KingFinanceHook
+from king_qics.hooks.king import KingFinanceHook
 from king_qics.hooks.qics import QicsMilestonesHook
 from king_qics.state import InvoiceLedger, SyncedRecords, invoice_exports, utcnow
 from king_qics.sync.invoices import claim_lease
+from tests.king_records import update_record
 from tests.reliability.campaign_checks import invoice_invariants, stage_people
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +58,7 @@ QICS_SETS = [
     "EmployeeCompany",
     "Project",
     "Invoice",
-    "InvoiceLine",
+    "OverviewInvoiceLine",
     "EntityState",
 ]
 # Not "POST token": QicsMilestones refresh tokens are single-use, so a refresh whose answer is lost
@@ -150,7 +151,7 @@ def wait_for_claims(store, limit: float = 120) -> float:
 CHANGES = [  # King table, key field, King field, Qics entity, Qics code field, Qics field
     ("DEB", "NR", "PLAATS", "CustomerCompany", "CustomerCode", "VisitAddressCity"),
     ("ART", "NR", "OMSCHR", "ItemCompany", "ItemCode", "Name"),
-    ("MEDEWERKER", "ZKSL", "ACHTERNM", "EmployeeCompany", "EmployeeNumber", "LastName"),
+    ("MEDEWERKER", "ZKSL", "ACHTERNM", "EmployeeCompany", "Abbreviation", "LastName"),
     ("KDR", "NR", "OMSCHR", "Project", "ProjectCode", "Name"),
 ]
 
@@ -162,7 +163,7 @@ def change_king(sandbox, rng: random.Random, round_no: int, changes: dict) -> No
         for table, key_field, field, entity, code_field, qics_field in CHANGES:
             for record in rng.sample(tables[table], 2 if table == "DEB" else 1):
                 value = f"R{round_no} {rng.randrange(10**6)}"
-                king.update_record(table, key_field, record[key_field], {field: value})
+                update_record(king, table, key_field, record[key_field], {field: value})
                 changes[(entity, code_field, str(record[key_field]), qics_field)] = value
 
 
@@ -271,7 +272,7 @@ STORED_ENTITIES = [  # state-store entity, Qics entity, its id field, its code f
     ("cost_centers", "CostCenter", "CostCenterId", "Code"),
     ("items", "ItemCompany", "ItemCompanyId", "ItemCode"),
     ("customers", "CustomerCompany", "CustomerCompanyId", "CustomerCode"),
-    ("employees", "EmployeeCompany", "EmployeeCompanyId", "EmployeeNumber"),
+    ("employees", "EmployeeCompany", "EmployeeCompanyId", "Abbreviation"),
     ("projects", "Project", "ProjectId", "ProjectCode"),
 ]
 

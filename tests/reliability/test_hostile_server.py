@@ -12,7 +12,7 @@ from xml.sax.saxutils import escape
 import pytest
 
 from king_qics.errors import KingQicsError, ProtocolError, TransientError
-from king_qics.hooks.king_finance import KingFinanceHook
+from king_qics.hooks.king import KingFinanceHook
 from king_qics.hooks.qics import QicsMilestonesHook
 
 NS = "https://cloudswitch.imuisonline.com/"
@@ -144,10 +144,12 @@ def test_qics_answers_that_are_not_json_give_clear_errors(
             "content_type": content_type,
         },
     )
-    qics = QicsMilestonesHook("qics_sandbox", state_store=state_store, max_attempts=2, backoff_initial=0.01)
+    qics = QicsMilestonesHook(
+        "qics_sandbox", token_store=state_store.tokens, max_attempts=2, backoff_initial=0.01
+    )
     try:
         with pytest.raises(KingQicsError) as caught:
-            qics.read("VatCode")
+            list(qics.iter_records("VatCode"))
     finally:
         qics.close()
     assert isinstance(caught.value, error), repr(caught.value)

@@ -107,16 +107,24 @@ def provoked_errors(store) -> list[str]:
     import traceback
 
     from king_qics.errors import KingQicsError
-    from king_qics.hooks.king_finance import KingFinanceHook
-    from king_qics.hooks.oauth import clear_process_cache
+    from king_qics.hooks.king import KingFinanceHook
     from king_qics.hooks.qics import QicsMilestonesHook
+    from king_qics.hooks.qics.oauth import clear_process_cache
 
     texts = []
     for hook in (
         lambda: KingFinanceHook("king_noord_wrong_key", max_attempts=1).login(),
         lambda: KingFinanceHook("king_noord_wrong_env", max_attempts=1).login(),
-        lambda: QicsMilestonesHook("qics_wrong_secret", state_store=store, max_attempts=1).read("VatCode"),
-        lambda: QicsMilestonesHook("qics_burnt_token", state_store=store, max_attempts=1).read("VatCode"),
+        lambda: list(
+            QicsMilestonesHook("qics_wrong_secret", token_store=store.tokens, max_attempts=1).iter_records(
+                "VatCode"
+            )
+        ),
+        lambda: list(
+            QicsMilestonesHook("qics_burnt_token", token_store=store.tokens, max_attempts=1).iter_records(
+                "VatCode"
+            )
+        ),
     ):
         clear_process_cache()
         try:

@@ -9,8 +9,9 @@ import pytest
 from lxml import etree
 
 from king_qics.errors import ProtocolError
-from king_qics.hooks import king_schema as ks
-from king_qics.hooks.king_finance import KingFinanceHook, booking_key, dataset, parse_xml
+from king_qics.hooks.king import schema as ks
+from king_qics.hooks.king.bookings import booking_key
+from king_qics.hooks.king.soap import Dataset, dataset, envelope, parse_xml
 
 
 @pytest.mark.parametrize(
@@ -63,19 +64,31 @@ def test_parse_xml_refuses_dtds_and_garbage():
 
 
 def test_envelope_shapes():
-    hook = KingFinanceHook.__new__(KingFinanceHook)
-    hook._soap_version = "1.1"
-    body, headers = hook._envelope(
-        "GetStamtabelRecords", [("SessionId", "1/2@d3;CSW"), ("Selectie", "<a>&</a>")]
+    body, headers = envelope(
+        "GetStamtabelRecords",
+        [("SessionId", "1/2@d3;CSW"), ("Selectie", Dataset("<a>&amp;</a>"))],
+        soap_version="1.1",
+        dataset_encoding="cdata",
     )
     assert headers["SOAPAction"] == '"https://cloudswitch.imuisonline.com/GetStamtabelRecords"'
+    assert b"<![CDATA[<a>&amp;</a>]]>" in body  # a dataset travels as a string, as the live clients send it
     root = etree.fromstring(body)
-    assert root.findtext(".//{https://cloudswitch.imuisonline.com/}Selectie") == "<a>&</a>"
-    hook._soap_version = "1.2"
-    _, headers = hook._envelope("Login", [])
+    assert root.findtext(".//{https://cloudswitch.imuisonline.com/}Selectie") == "<a>&amp;</a>"
+    body, _ = envelope("X", [("Selectie", Dataset("<a/>"))], soap_version="1.1", dataset_encoding="escaped")
+    assert b"&lt;a/&gt;" in body
+    _, headers = envelope("Login", [], soap_version="1.2", dataset_encoding="cdata")
     assert (
         headers["Content-Type"].startswith("application/soap+xml") and 'action="' in headers["Content-Type"]
     )
+
+
+def test_a_typed_dataset_declares_the_file_binary():
+    text = dataset([("DIGDOS", {"FILENAME": "f.pdf", "FILE": "JVBERi0="})], typed=True)
+    root = etree.fromstring(text)
+    xs = "{http://www.w3.org/2001/XMLSchema}"
+    columns = {e.get("name"): e.get("type") for e in root.iter(f"{xs}element") if e.get("type")}
+    assert columns == {"FILENAME": "xs:string", "FILE": "xs:base64Binary"}
+    assert root[1].tag == "DIGDOS" and root[1].findtext("FILE") == "JVBERi0="
 
 
 def test_booking_key():

@@ -1,10 +1,11 @@
-"""The mapping engine and include/mappings/*.yaml: the vendor's field table reproduced exactly,
+"""The mapping engine and its YAML files (mapping/data/*.yaml): the vendor's field table reproduced exactly,
 every transform and rule, lookups, per-record errors, JSON-ready values, hashing and volume."""
 
 from __future__ import annotations
 
 import csv
 import json
+import logging
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -14,9 +15,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from king_qics.catalog import ENTITY_NAMES as ENTITIES
 from king_qics.config import Administration
 from king_qics.mapping import (
-    ENTITIES,
     MappingError,
     load_all,
     load_mapping,
@@ -25,7 +26,7 @@ from king_qics.mapping import (
 from sandbox import universe
 
 ROOT = Path(__file__).resolve().parents[2]
-MAPPINGS = ROOT / "include" / "mappings"
+MAPPINGS = ROOT / "plugins" / "king_qics" / "mapping" / "data"
 VENDOR_TABLE = MAPPINGS / "vendor_field_table.csv"
 RENAMES = {
     "VisiAddressAddress1": "VisitAddressAddress1",
@@ -70,7 +71,7 @@ def debtors(**overrides) -> pd.DataFrame:
         "BTWNR": "NL001234567B01",
         "KVKNR": "12345678",
         "BETCOND": 2,
-        "BTW": 1,
+        "BTWPL": "B",
         "KPL": 100,
         "BLOK": False,
         "DECLTOEL": True,
@@ -101,7 +102,7 @@ def one(entity: str, frame: pd.DataFrame, **kwargs) -> dict:
 
 def test_every_mapping_loads_and_is_consistent():
     mappings = load_all()
-    assert set(mappings) == set(ENTITIES) == {path.stem for path in MAPPINGS.glob("*.yaml")}
+    assert set(mappings) == set(ENTITIES) == {path.stem for path in MAPPINGS.glob("*.yaml")} - {"countries"}
     for name, mapping in mappings.items():
         assert mapping.entity == name
         assert mapping.king_fields[0] == mapping.king_key
@@ -169,7 +170,7 @@ def test_what_the_caller_needs():
         and items.qics_id_field == "ItemCompanyId"
     )
     assert items.lookups == ["vat_codes"]
-    assert items.extra_tables == {"ARTGRP": ["NR", "GRBOMZ"]}
+    assert items.extra_tables == {"ARTGRP": ["NR", "GRBOMZ"], "BTW": ["NR", "BTWPL"]}
     assert set(customers.lookups) == {"vat_codes", "payment_conditions", "cost_centers", "employees"}
     assert customers.natural_key({"CustomerCode": "10000", "CompanyId": 1, "Name": "x"}) == {
         "CustomerCode": "10000",
@@ -296,22 +297,27 @@ def test_cost_centers():
     }
 
 
+def vat_table() -> pd.DataFrame:
+    return pd.DataFrame([{"NR": nr, "BTWPL": kind} for nr, _name, _perc, kind, _gl in universe.VAT_CODES])
+
+
 def test_items_from_the_universe_with_article_group_join_and_defaults():
+    letter = {nr: kind for nr, _name, _perc, kind, _gl in universe.VAT_CODES}
     frame = pd.DataFrame(
         [
-            {"NR": nr, "OMSCHR": name, "ARTGRP": grp, "BTW": vat, "EENHVERK": unit, "BLOK": False}
+            {"NR": nr, "OMSCHR": name, "ARTGRP": grp, "BTW": letter[vat], "EENHVERK": unit, "BLOK": False}
             for nr, name, grp, vat, unit in universe.ITEMS
         ]
         + [{"NR": "OUD", "OMSCHR": "Oud", "ARTGRP": None, "BTW": None, "EENHVERK": "Uur ", "BLOK": "J"}]
     )
     groups = pd.DataFrame([{"NR": nr, "OMSCHR": name, "GRBOMZ": gl} for nr, name, gl in universe.ITEM_GROUPS])
     result = load_mapping("items").apply(
-        frame, administration=ADM, lookups=LOOKUPS, extra_tables={"ARTGRP": groups}
+        frame, administration=ADM, lookups=LOOKUPS, extra_tables={"ARTGRP": groups, "BTW": vat_table()}
     )
     assert result.errors == {}
     records = result.records
     assert records.loc["ADV"].to_dict() == {
-        "VatCodeId": 11,
+        "VatCodeId": 11,  # ART.BTW "B" -> the BTW row with BTWPL "B" -> NR 1 -> its Qics id
         "GLAccountRevenue": "8000",
         "WillBeInvoiced": True,
         "IsActive": True,
@@ -327,6 +333,42 @@ def test_items_from_the_universe_with_article_group_join_and_defaults():
     oud = records.loc["OUD"]
     assert oud["GLAccountRevenue"] == "8999"  # no group: defaults.gl_account_revenue
     assert oud["VatCodeId"] is None and oud["IsActive"] is False and oud["ItemType"] == "Hour"
+
+
+def test_an_article_vat_letter_that_no_or_several_btw_rows_hold_fails_the_article():
+    frame = pd.DataFrame(
+        [
+            {"NR": "A", "OMSCHR": "a", "BTW": "X", "BLOK": False},
+            {"NR": "B", "OMSCHR": "b", "BTW": "H", "BLOK": False},
+        ]
+    )
+    doubled = pd.concat([vat_table(), pd.DataFrame([{"NR": 7, "BTWPL": "H"}, {"NR": 8, "BTWPL": "H"}])])
+    groups = pd.DataFrame(columns=["NR", "GRBOMZ"])
+    result = load_mapping("items").apply(
+        frame, administration=ADM, lookups=LOOKUPS, extra_tables={"ARTGRP": groups, "BTW": doubled}
+    )
+    assert "King BTW 'X' matches no BTW row (BTWPL 'X')" in result.errors["A"]
+    assert "King BTW 'H' matches 2 BTW rows (BTWPL)" in result.errors["B"]
+    assert "name its BTW.NR in defaults.item_vat_codes" in result.errors["B"]
+
+
+def test_a_letter_the_btw_table_does_not_tell_apart_is_named_in_the_config():
+    frame = pd.DataFrame(
+        [
+            {"NR": "A", "OMSCHR": "a", "BTW": "H", "BLOK": False},
+            {"NR": "B", "OMSCHR": "b", "BTW": "L", "BLOK": False},  # not listed: through the BTW table
+        ]
+    )
+    doubled = pd.concat([vat_table(), pd.DataFrame([{"NR": 1, "BTWPL": "H"}, {"NR": 8, "BTWPL": "H"}])])
+    adm = ADM.model_copy(update={"defaults": ADM.defaults.model_copy(update={"item_vat_codes": {"H": 1}})})
+    result = load_mapping("items").apply(
+        frame,
+        administration=adm,
+        lookups=LOOKUPS,
+        extra_tables={"ARTGRP": pd.DataFrame(columns=["NR", "GRBOMZ"]), "BTW": doubled},
+    )
+    assert result.errors == {}
+    assert result.records["VatCodeId"].to_dict() == {"A": 11, "B": 12}
 
 
 def test_items_need_the_article_group_table():
@@ -355,12 +397,23 @@ def test_customer_every_field():
         "PaymentConditionId": 22,
         "IsActive": True,
         "SendInvoiceTo": "info@korenbloem.nl",
-        "VatCodeId": 11,
+        "VatCodeId": None,  # liability B is not in defaults.customer_vat_codes: the articles' codes apply
         "Identification": "12345678",
         "InvoiceSpecification": True,
         "ManagerEmployeeCompanyId": 41,
     }
     assert json.dumps(record)  # JSON-ready (no numpy scalars, no NaN)
+
+
+def test_a_customers_vat_code_follows_its_vat_liability_through_the_config():
+    # DEB has no VAT-code field: BTWPL I (intra-EU) -> King BTW 3 (defaults.customer_vat_codes)
+    assert ADM.defaults.customer_vat_codes == {}  # by default: no customer VAT code at all
+    assert one("customers", debtors(BTWPL="I"))["VatCodeId"] is None
+    adm = ADM.model_copy(
+        update={"defaults": ADM.defaults.model_copy(update={"customer_vat_codes": {"I": 3}})}
+    )
+    result = load_mapping("customers").apply(debtors(BTWPL="I"), administration=adm, lookups=LOOKUPS)
+    assert result.records.iloc[0]["VatCodeId"] == 13
 
 
 def test_customer_values_are_json_ready_and_nan_robust():
@@ -375,7 +428,7 @@ def test_customer_values_are_json_ready_and_nan_robust():
         TEL=None,
         KPL=np.nan,
         MEDEWDEC=None,
-        BTW=np.nan,
+        BTWPL=np.nan,
         DECLTOEL="N",
         BLOK="J",
         NR=10001.0,
@@ -527,8 +580,9 @@ def test_employees_from_the_universe_and_active_rule():
             "ACHTERNM": last,
             "EMAIL": email,
             "BLOK": False,
+            "PERSNR": 100 + number,
         }
-        for zksl, first, middle, last, email in universe.EMPLOYEES
+        for number, (zksl, first, middle, last, email) in enumerate(universe.EMPLOYEES, start=1)
     ]
     rows[0]["DATUITDIENST"] = date(2026, 1, 31)  # left: inactive
     rows[1]["DATUITDIENST"] = "2026-12-31"  # leaves later: active until then
@@ -539,8 +593,10 @@ def test_employees_from_the_universe_and_active_rule():
     )
     assert result.errors == {}
     records = result.records
+    number = 100 + [e[0] for e in universe.EMPLOYEES].index("SDEVRIES") + 1
     assert records.loc["SDEVRIES"].to_dict() == {
-        "EmployeeNumber": "SDEVRIES",
+        "Abbreviation": "SDEVRIES",
+        "EmployeeNumber": number,
         "FirstName": "S.",
         "MiddleName": "de",
         "LastName": "Vries",
@@ -549,12 +605,77 @@ def test_employees_from_the_universe_and_active_rule():
         "CompanyId": 1,
     }
     assert records.loc["PBAKKER", "MiddleName"] is None  # "" -> None
+    assert records.loc["BLOKKED", "EmployeeNumber"] is None  # no PERSNR: no number (Qics: Nullable)
     assert records["IsActive"].to_dict() == {
         "JJANSEN": False,
         "PBAKKER": True,
         "SDEVRIES": True,
         "BLOKKED": False,
     }
+
+
+def test_employee_number_is_an_integer_and_the_king_key_goes_to_the_abbreviation():
+    """Qics's EmployeeNumber is an integer (ResourceNumber); King's key ZKSL is text. A PERSNR that is
+    not a whole number fails that record alone, with its reason; a textual ZKSL never reaches the number."""
+    frame = pd.DataFrame(
+        [
+            {"ZKSL": "SDEVRIES", "PERSNR": "103", "ROEPNM": "Sanne", "ACHTERNM": "Vries", "BLOK": "N"},
+            {"ZKSL": "12", "PERSNR": "A12", "ROEPNM": "Piet", "ACHTERNM": "Puk", "BLOK": "N"},
+            {"ZKSL": "KBOS", "PERSNR": 7.5, "ROEPNM": "Kees", "ACHTERNM": "Bos", "BLOK": "N"},
+        ]
+    )
+    result = load_mapping("employees").apply(frame, administration=ADM, lookups={}, today=date(2026, 6, 1))
+    assert list(result.records.index) == ["SDEVRIES"]
+    assert result.records.loc["SDEVRIES", "EmployeeNumber"] == 103
+    assert result.records.loc["SDEVRIES", "Abbreviation"] == "SDEVRIES"
+    assert result.errors == {
+        "12": "EmployeeNumber: 'A12' is not a whole number",
+        "KBOS": "EmployeeNumber: '7.5' is not a whole number",
+    }
+    mapping = load_mapping("employees")
+    assert mapping.natural_key({"Abbreviation": "SDEVRIES", "CompanyId": 1, "EmployeeNumber": 103}) == {
+        "Abbreviation": "SDEVRIES",
+        "CompanyId": 1,
+    }
+    assert mapping.king_key_of({"Abbreviation": "SDEVRIES", "EmployeeNumber": 103}) == "SDEVRIES"
+
+
+@pytest.mark.parametrize("separator", [";", ",", " ; ", ";\n"])
+def test_a_debtor_with_several_email_addresses_is_synced_with_the_first(separator, caplog):
+    caplog.set_level(logging.WARNING, logger="king_qics.mapping")
+    addresses = ["facturen@korenbloem.nl", "Administratie@Korenbloem.nl", "jan@korenbloem.nl"]
+    result = load_mapping("customers").apply(
+        debtors(EMAIL=separator.join(addresses) + separator), administration=ADM, lookups=LOOKUPS
+    )
+    assert result.errors == {}
+    record = result.records.iloc[0]
+    assert record["VisitAddressEmailAddress"] == record["SendInvoiceTo"] == "facturen@korenbloem.nl"
+    warning = (
+        "VisitAddressEmailAddress, SendInvoiceTo: 3 e-mail addresses (facturen@korenbloem.nl;"
+        " Administratie@Korenbloem.nl; jan@korenbloem.nl): only the first, facturen@korenbloem.nl, is synced"
+    )
+    assert result.warnings["10000"].startswith(warning)
+    assert f"customers 10000: {warning}" in caplog.text
+
+
+def test_email_lists_with_an_invalid_address_fail_and_one_address_does_not_warn():
+    frame = pd.concat(
+        [
+            debtors(NR=1, EMAIL="a@korenbloem.nl; geen adres"),
+            debtors(NR=2, EMAIL=" ; "),
+            debtors(NR=3, EMAIL="b@korenbloem.nl;"),
+            debtors(NR=4, EMAIL="c@korenbloem.nl"),
+        ]
+    )
+    result = load_mapping("customers").apply(frame, administration=ADM, lookups=LOOKUPS)
+    assert list(result.records.index) == ["2", "3", "4"]
+    assert (
+        "VisitAddressEmailAddress: 'a@korenbloem.nl; geen adres' holds an invalid e-mail address"
+        " ('geen adres')" in result.errors["1"]
+    )
+    assert result.records.loc["2", "SendInvoiceTo"] is None
+    assert result.records.loc["3", "SendInvoiceTo"] == "b@korenbloem.nl"
+    assert result.warnings == {}
 
 
 def test_projects_from_kdr():
@@ -613,7 +734,7 @@ def test_projects_from_kdr():
 
 
 def test_transforms_catalogue():
-    from king_qics import transforms as tf
+    from king_qics.mapping import transforms as tf
 
     ctx = tf.Context(pd.DataFrame(index=range(4)), ADM)
     series = pd.Series([" 12 ", 7.0, None, "x"], dtype=object)
@@ -701,7 +822,7 @@ def test_hundred_thousand_debtors_map_column_wise():
             "BTWNR": None,
             "KVKNR": "123",
             "BETCOND": np.where(np.arange(count) % 1000 == 0, 9, 1),  # 100 unknown conditions
-            "BTW": 1,
+            "BTWPL": "B",
             "KPL": 100,
             "BLOK": np.arange(count) % 10 == 0,
             "DECLTOEL": False,
@@ -715,3 +836,21 @@ def test_hundred_thousand_debtors_map_column_wise():
     sample = result.records.iloc[:1000]
     hashes = sample.pipe(lambda frame: frame.apply(record_hash, axis=1))
     assert hashes.is_unique
+
+
+def test_a_file_in_include_mappings_overrides_the_package_s(tmp_path, monkeypatch):
+    """include/mappings/ beside the DAG folder is the documented override, file by file."""
+    override = tmp_path / "include" / "mappings"
+    override.mkdir(parents=True)
+    data = yaml.safe_load((MAPPINGS / "cost_centers.yaml").read_text(encoding="utf-8"))
+    data["description"] = "our own cost centers"
+    (override / "cost_centers.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    (override / "countries.yaml").write_text("NL: {name: Holland}\n", encoding="utf-8")
+    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(tmp_path / "dags"))
+    from king_qics.mapping.transforms import countries
+
+    assert load_mapping("cost_centers").description == "our own cost centers"
+    assert load_mapping("vat_codes").description == load_mapping("vat_codes", MAPPINGS).description
+    assert countries() == ({"NL": "NL"}, {"NL": "Holland"})
+    monkeypatch.delenv("AIRFLOW__CORE__DAGS_FOLDER")
+    assert load_mapping("cost_centers").description != "our own cost centers"

@@ -181,6 +181,12 @@ class ApiHook(HttpHook):
         self.session  # noqa: B018 - sets base_url
         return self.url_from_endpoint(endpoint)
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
     def close(self) -> None:
         if "session" in self.__dict__:
             self.session.close()

@@ -16,7 +16,6 @@ and field, and changes nothing: no Qics write, no watermark, no hash, no failing
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,20 +24,26 @@ from typing import Any
 import pandas as pd
 import pendulum
 
+from king_qics.catalog import DAILY_CUTOFF, TIMEZONE
 from king_qics.errors import RecordValidationError
-from king_qics.log_tables import reason_table
 from king_qics.lookups import synced_ids
-from king_qics.mapping import canonical_value as canonical
 from king_qics.mapping import load_mapping, record_hash
 from king_qics.state import StateStore, SyncedRecords, Watermarks, add_run_report, utcnow
+from king_qics.sync.diff import (
+    Action,
+    bookkeeping_due,
+    canonical_json,
+    decide,
+    describe_differences,
+    json_ready,
+    stored_values,
+)
 
 log = logging.getLogger(__name__)
 
-AMSTERDAM = "Europe/Amsterdam"
 # MUTDATE_VA takes a date: re-reading from the start of the watermark's day (minus this overlap)
 # means nothing changed around a run's start can slip past the watermark.
 WATERMARK_OVERLAP = timedelta(minutes=15)
-DAILY_FULL_READ_AFTER = (7, 0)  # the first run after 07:00 Amsterdam time reads every record
 # More failing records than this are re-read with one full read instead of one call per key.
 MAX_KEYED_REREADS = 50
 
@@ -71,12 +76,18 @@ class EntityReport:
             "dry_run": self.dry_run,
         }
 
-    def failure_table(self) -> str:
-        return reason_table(self.failures)
 
+@dataclass
+class EntityRun:
+    """What one entity's run shares between its records."""
 
-def canonical_record(record: dict) -> dict:
-    return {name: canonical(value) for name, value in record.items()}
+    mapping: Any
+    records: SyncedRecords
+    report: EntityReport
+    qics_now: dict[str, dict] | None  # Qics's records by King key, when read (else None)
+    full_refresh: bool
+    dry_run: bool
+    retry_rejected: bool  # send records Qics rejected again even when unchanged
 
 
 def full_read_reason(watermark, started: datetime, full_refresh: bool, failing: int) -> str | None:
@@ -88,7 +99,7 @@ def full_read_reason(watermark, started: datetime, full_refresh: bool, failing: 
     if failing > MAX_KEYED_REREADS:
         return f"{failing} failing records to re-read"
     if pendulum.instance(watermark.last_full_read_at) < daily_cutoff(started):
-        hour, minute = DAILY_FULL_READ_AFTER
+        hour, minute = DAILY_CUTOFF
         return f"first run after {hour:02d}:{minute:02d}: the daily full read"
     return None
 
@@ -96,8 +107,8 @@ def full_read_reason(watermark, started: datetime, full_refresh: bool, failing: 
 def daily_cutoff(moment: datetime) -> pendulum.DateTime:
     """The latest 07:00 Amsterdam time at or before ``moment``: what ran before it is not from
     "today" (the daily full read, the daily reconciliation)."""
-    local = pendulum.instance(moment).in_timezone(AMSTERDAM)
-    hour, minute = DAILY_FULL_READ_AFTER
+    local = pendulum.instance(moment).in_timezone(TIMEZONE)
+    hour, minute = DAILY_CUTOFF
     daily = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
     return daily.subtract(days=1) if local < daily else daily
 
@@ -112,7 +123,6 @@ class MasterDataSync:
         self.store = store
         self.run_id = run_id
         self.watermarks = Watermarks(store, administration.id)
-        self.retry_rejected = False
         self.unreadable: dict[str, str] = {}
 
     # -- the flow ------------------------------------------------------------------------------
@@ -133,7 +143,6 @@ class MasterDataSync:
         or ``full_refresh``. The run report is kept under ``report_as`` (the task's id, where one
         entity is synced by two tasks), else the entity."""
         started = utcnow()
-        self.retry_rejected = retry_rejected or full_refresh
         mapping = load_mapping(entity)
         records = SyncedRecords(self.store, self.adm.id, entity)
         report = EntityReport(self.adm.id, entity, dry_run=dry_run)
@@ -155,27 +164,24 @@ class MasterDataSync:
         for key, reason in mapped.errors.items():
             self._fail(report, records, str(key), reason, dry_run)
 
-        qics_now = self._qics_records(mapping, mapped, known, full_refresh)
+        run = EntityRun(
+            mapping,
+            records,
+            report,
+            self._qics_records(mapping, mapped, known, full_refresh),
+            full_refresh,
+            dry_run,
+            retry_rejected=retry_rejected or full_refresh,
+        )
         records_by_key = zip(mapped.records.index, mapped.records.to_dict("records"), strict=True)
         for key, row in records_by_key:  # plain dicts: a Series per row (iterrows) cost more than the row
             key = str(key)
-            payload = {name: json_ready(value) for name, value in row.items()}
             pending = mapped.pending.get(key)
             report.pending += pending is not None
             if pending is not None:
                 report.waiting[key] = pending
-            self._sync_one(
-                mapping,
-                records,
-                report,
-                key,
-                payload,
-                pending,
-                known.get(key),
-                qics_now,
-                full_refresh,
-                dry_run,
-            )
+            payload = {name: json_ready(value) for name, value in row.items()}
+            self._sync_one(run, key, payload, pending, known.get(key))
 
         if not dry_run:
             if not pending_only:
@@ -214,12 +220,8 @@ class MasterDataSync:
 
     def read_qics(self, mapping) -> dict[str, dict]:
         """This administration's Qics records of the mapping's entity, keyed by King key."""
-        frame = self.qics.read(mapping.qics_entity, filter=mapping.company_filter(self.adm))
-        return {
-            mapping.king_key_of(record): record
-            for record in (_row_dict(row) for _, row in frame.iterrows())
-            if mapping.king_key_of(record) is not None
-        }
+        records = self.qics.iter_records(mapping.qics_entity, filter=mapping.company_filter(self.adm))
+        return {key: record for record in records if (key := mapping.king_key_of(record)) is not None}
 
     def _extract(self, mapping, retry: set[str], full_refresh: bool, started: datetime):
         """The King records to look at: changed since the watermark plus the ones to retry, or all."""
@@ -229,7 +231,7 @@ class MasterDataSync:
         if reason:
             log.info("%s %s: reading every record of %s (%s)", self.adm.id, mapping.entity, table, reason)
             return self._read(table, fields), True
-        since = pendulum.instance(watermark.read_until - WATERMARK_OVERLAP).in_timezone(AMSTERDAM)
+        since = pendulum.instance(watermark.read_until - WATERMARK_OVERLAP).in_timezone(TIMEZONE)
         changed = self._read(table, fields, changed_since=since.date())
         already = set(changed[key_field].astype(str)) if len(changed) else set()
         again = self._read_keys(mapping, retry - already)
@@ -272,91 +274,79 @@ class MasterDataSync:
             return None
         return self.read_qics(mapping)
 
-    def _sync_one(
-        self, mapping, records, report, key, payload, pending, stored, qics_now, full_refresh, dry_run
-    ):
+    def _sync_one(self, run: EntityRun, key: str, payload: dict, pending: str | None, stored) -> None:
+        mapping, report = run.mapping, run.report
         digest = record_hash(payload)
-        qics_id = stored.qics_id if stored is not None else None
-        current = None
-        if qics_now is not None and (full_refresh or qics_id is None):
-            current = qics_now.get(key)
-            if current is not None:
-                qics_id = int(current[mapping.qics_id_field])
-            elif full_refresh and qics_id is not None:  # read in full, and Qics no longer has it
-                log.info(
-                    "%s %s %s: gone from Qics (id %s); created again",
-                    self.adm.id,
-                    mapping.entity,
-                    key,
-                    qics_id,
-                )
-                qics_id = None
-        if (
-            stored is not None
-            and stored.last_error
-            and stored.rejected_hash == digest
-            and not self.retry_rejected
-        ):
-            report.failed += 1  # still rejected: Qics said no to exactly this record
+        qics_id, current = self._in_qics(run, key, stored)
+        action = decide(
+            payload,
+            digest,
+            stored=stored,
+            current=current,
+            qics_id=qics_id,
+            retry_rejected=run.retry_rejected,
+        )
+        if action is Action.STILL_REJECTED:
+            report.failed += 1  # Qics said no to exactly this record
             report.failures[key] = (
                 f"{stored.last_error} (not sent again: unchanged since; change it in King, or clear the task "
                 "or run with full_refresh to send it again)"
             )
             return
-
-        if qics_id is None:
-            action = "new"
-        elif current is not None:
-            action = "changed" if _differences(payload, current) else "unchanged"
-        elif stored is not None and stored.record_hash == digest and not stored.last_error:
-            action = "unchanged"
-        else:
-            action = "changed"
-
-        if action == "unchanged":
+        if action is Action.UNCHANGED:
             report.unchanged += 1
-            bookkeeping = stored is None or (stored.record_hash, stored.last_error, stored.pending) != (
-                digest,
-                None,
-                pending,
-            )
-            if not dry_run and bookkeeping:
-                records.saved(key, qics_id, digest, json.dumps(canonical_record(payload)), pending)
+            if not run.dry_run and bookkeeping_due(stored, digest, pending):
+                run.records.saved(key, qics_id, digest, canonical_json(payload), pending)
             return
-        if dry_run:
-            before = current if current is not None else _stored_values(stored)
-            changes = _differences(payload, before or {})
+        if run.dry_run:
+            before = current if current is not None else stored_values(stored)
             log.info(
                 "dry run: would %s %s %s: %s",
-                "create" if action == "new" else "update",
+                "create" if action is Action.NEW else "update",
                 mapping.qics_entity,
                 key,
-                "; ".join(changes) or "(no field detail)",
+                "; ".join(describe_differences(payload, before or {})) or "(no field detail)",
             )
-            setattr(report, action, getattr(report, action) + 1)
+            setattr(report, action.value, getattr(report, action.value) + 1)
             return
         try:
-            if action == "new":
-                saved = self.qics.create(
-                    mapping.qics_entity, payload, natural_key=mapping.natural_key(payload)
-                )
-                qics_id = int(saved[mapping.qics_id_field])
-            else:
-                base = current if current is not None else self.qics.get(mapping.qics_entity, qics_id)
-                if base is None:  # removed in Qics by hand: create it again
-                    saved = self.qics.create(
-                        mapping.qics_entity, payload, natural_key=mapping.natural_key(payload)
-                    )
-                    qics_id = int(saved[mapping.qics_id_field])
-                else:
-                    merged = {**_writable(base), **payload}
-                    self.qics.update(mapping.qics_entity, qics_id, merged)
+            qics_id = self._write(mapping, payload, qics_id, current)
         except RecordValidationError as exc:
             reason = f"Qics rejected {mapping.qics_entity}: {exc.message}"
-            self._fail(report, records, key, reason, dry_run, rejected_hash=digest)
+            self._fail(report, run.records, key, reason, False, rejected_hash=digest)
             return
-        records.saved(key, qics_id, digest, json.dumps(canonical_record(payload)), pending)
-        setattr(report, action, getattr(report, action) + 1)
+        run.records.saved(key, qics_id, digest, canonical_json(payload), pending)
+        setattr(report, action.value, getattr(report, action.value) + 1)
+
+    def _in_qics(self, run: EntityRun, key: str, stored) -> tuple[int | None, dict | None]:
+        """The record's Qics id and, when Qics was read, its current Qics record."""
+        qics_id = stored.qics_id if stored is not None else None
+        if run.qics_now is None or not (run.full_refresh or qics_id is None):
+            return qics_id, None
+        current = run.qics_now.get(key)
+        if current is not None:
+            return int(current[run.mapping.qics_id_field]), current
+        if run.full_refresh and qics_id is not None:  # read in full, and Qics no longer has it
+            log.info(
+                "%s %s %s: gone from Qics (id %s); created again",
+                self.adm.id,
+                run.mapping.entity,
+                key,
+                qics_id,
+            )
+        return (None if run.full_refresh else qics_id), None
+
+    def _write(self, mapping, payload: dict, qics_id: int | None, current: dict | None) -> int:
+        """Create or update the record in Qics; its Qics id. An update is merged over the record
+        Qics holds, so fields the mapping does not write survive."""
+        base = None
+        if qics_id is not None:
+            base = current if current is not None else self.qics.get(mapping.qics_entity, qics_id)
+        if base is None:  # new, or removed in Qics by hand: create it (again)
+            saved = self.qics.create(mapping.qics_entity, payload, natural_key=mapping.natural_key(payload))
+            return int(saved[mapping.qics_id_field])
+        self.qics.update(mapping.qics_entity, qics_id, {**_writable(base), **payload})
+        return qics_id
 
     def _fail(self, report, records, key, reason, dry_run, rejected_hash: str | None = None) -> None:
         report.failed += 1
@@ -365,41 +355,5 @@ class MasterDataSync:
             records.failed(key, reason, rejected_hash=rejected_hash)
 
 
-def _row_dict(row) -> dict:
-    return {name: (None if _is_missing(value) else value) for name, value in row.items()}
-
-
-def _is_missing(value) -> bool:
-    try:
-        return bool(pd.isna(value)) if not isinstance(value, list | dict) else False
-    except (TypeError, ValueError):
-        return False
-
-
-def json_ready(value: Any) -> Any:
-    return None if _is_missing(value) else value
-
-
 def _writable(record: dict) -> dict:
     return {name: value for name, value in record.items() if not name.startswith("@odata")}
-
-
-def _stored_values(stored) -> dict | None:
-    if stored is None or not stored.record_json:
-        return None
-    return json.loads(stored.record_json)
-
-
-def field_differences(payload: dict, current: dict) -> list[tuple[str, Any, Any]]:
-    """(field, mapped value, value in ``current``) for every field where the two differ."""
-    differences = []
-    for name, value in payload.items():
-        new, old = canonical(value), canonical(current.get(name))
-        if new != old:
-            differences.append((name, new, old))
-    return differences
-
-
-def _differences(payload: dict, current: dict) -> list[str]:
-    """Fields whose mapped value differs from ``current``, as 'Field: old -> new'."""
-    return [f"{name}: {old!r} -> {new!r}" for name, new, old in field_differences(payload, current)]

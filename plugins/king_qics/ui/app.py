@@ -34,12 +34,9 @@ TEMPLATES.env.globals.update(ledger_words=LEDGER_STATE_WORDS, server_zone=SERVER
 def config_path() -> Path:
     """The administrations config the DAG file reads: $KING_QICS_CONFIG, else include/ beside the
     DAGs folder (dags/king_qics.py reads ../include/administrations.yaml)."""
-    from airflow.configuration import conf
+    from king_qics.catalog import config_path
 
-    configured = os.environ.get("KING_QICS_CONFIG")
-    if configured:
-        return Path(configured)
-    return Path(conf.get("core", "dags_folder")).resolve().parent / "include" / "administrations.yaml"
+    return config_path()
 
 
 @cache

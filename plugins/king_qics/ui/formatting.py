@@ -9,14 +9,13 @@ UI around it show the same times. Without the script the label says Amsterdam.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
 
 from markupsafe import Markup, escape
 
+from king_qics.catalog import AMSTERDAM, TIMEZONE
 from king_qics.ledger_words import ledger_state_words
 
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
-SERVER_ZONE = "Europe/Amsterdam"  # what the page says before its script relabels the times
+SERVER_ZONE = TIMEZONE  # what the page says before its script relabels the times
 
 
 def local_time(value: datetime | None) -> str:

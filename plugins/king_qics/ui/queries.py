@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from king_qics import catalog
 from king_qics.ledger_words import LEDGER_STATE_WORDS
 from king_qics.state import (
     EXPORT_OPEN_STATES,
@@ -29,17 +30,7 @@ from king_qics.state import (
     synced_records,
 )
 
-# task -> (DAG kind, entity it syncs), in the order the DAGs run them
-TASKS = {
-    "vat_codes": ("master_data", "vat_codes"),
-    "payment_conditions": ("master_data", "payment_conditions"),
-    "cost_centers": ("master_data", "cost_centers"),
-    "items": ("master_data", "items"),
-    "customers": ("master_data", "customers"),
-    "employees": ("projects_employees", "employees"),
-    "projects": ("projects_employees", "projects"),
-    "customer_managers": ("projects_employees", "customers"),
-}
+TASKS = catalog.ENTITY_TASKS  # task -> (DAG kind, entity it syncs), in the order the DAGs run them
 COUNTS = ("read", "new", "changed", "unchanged", "failed", "pending")
 INVOICE_BUCKETS = ("exported", "in_progress", "failing", "skipped")
 
@@ -59,7 +50,7 @@ def _dicts(result) -> list[dict[str, Any]]:
 
 
 def dag_id(administration: str, kind: str) -> str:
-    return f"king_qics__{administration}__{kind}"
+    return catalog.dag_id(administration, kind)
 
 
 def _task_run(run: dict[str, Any]) -> dict[str, Any]:

@@ -13,21 +13,17 @@ exported in Qics with an EntityState carrying King's booking key. Rooms:
 See docs/invoice_export.md for the states, the rules and what is assumed.
 """
 
-from king_qics.sync.invoices.booking import (
-    Booking,
+from king_qics.sync.invoices.booking import Booking, KingRefs, NothingToBook, build_booking, vat_per_code
+from king_qics.sync.invoices.export import DATA_SOURCE, InvoiceExport, InvoicePending, claim_lease
+from king_qics.sync.invoices.identity import (
     InvoiceError,
-    KingRefs,
-    NothingToBook,
     booking_marker,
-    build_booking,
     check_pdf,
     invoice_day,
     invoice_fact,
     pdf_filename,
-    vat_per_code,
 )
-from king_qics.sync.invoices.export import DATA_SOURCE, InvoiceExport, InvoicePending, claim_lease
-from king_qics.sync.invoices.report import ExportReport, failure_table, ledger_summary
+from king_qics.sync.invoices.report import ExportReport, ledger_sentence, ledger_summary, run_sentence
 
 __all__ = [
     "DATA_SOURCE",
@@ -42,10 +38,11 @@ __all__ = [
     "build_booking",
     "check_pdf",
     "claim_lease",
-    "failure_table",
     "invoice_day",
     "invoice_fact",
+    "ledger_sentence",
     "ledger_summary",
     "pdf_filename",
+    "run_sentence",
     "vat_per_code",
 ]

@@ -13,8 +13,9 @@ The rule (docs/invoice_export.md, "Adoption"):
 
 from __future__ import annotations
 
-from king_qics.hooks.king_bookings import KingBooking
-from king_qics.sync.invoices.booking import Booking, InvoiceError, marker_of
+from king_qics.hooks.king.bookings import KingBooking
+from king_qics.sync.invoices.booking import Booking
+from king_qics.sync.invoices.identity import InvoiceError, marker_of
 
 
 def adoptable(

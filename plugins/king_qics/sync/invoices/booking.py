@@ -1,87 +1,23 @@
-"""The King sales booking of one Qics invoice: amounts, rows, rounding. Pure: no I/O.
-
-One function makes every key we send and look up (``invoice_fact``, ``booking_marker``), so a post
-and a look-up can never disagree.
-"""
+"""The King sales booking of one Qics invoice: amounts, rows, rounding. Pure: no I/O. Its keys (FACT,
+the marker, the day) come from sync.invoices.identity."""
 
 from __future__ import annotations
 
-import io
 import json
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
-from zoneinfo import ZoneInfo
 
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+from king_qics.sync.invoices.identity import InvoiceError, booking_marker, invoice_day, invoice_fact
+
 CENT = Decimal("0.01")
 KING_VAT_TOLERANCE = Decimal("0.02")  # what King accepts between BEDRBTW and BEDRBOEK x PERC
-FACT_LENGTH, OMSCHR_LENGTH = 20, 40
-MARKER_PREFIX = "king-qics-sync: Qics company"
-
-
-class InvoiceError(Exception):
-    """This invoice cannot be booked as it is (data or configuration); the others go on."""
-
-    def __init__(self, reason: str):
-        self.reason = reason
-        super().__init__(reason)
+OMSCHR_LENGTH = 40
 
 
 class NothingToBook(InvoiceError):
     """Every line nets to zero: the invoice is skipped, not failed."""
-
-
-# -- keys and dates -----------------------------------------------------------------------------------
-
-
-def invoice_fact(number: Any) -> str:
-    """The FACT we send for a Qics invoice number, and the one every look-up uses: Unicode-normalised
-    (a non-breaking space is a space) and without surrounding white space."""
-    text = unicodedata.normalize("NFKC", str(number or "")).strip()
-    if not text:
-        raise InvoiceError("the invoice has no invoice number")
-    if len(text) > FACT_LENGTH or any(unicodedata.category(ch) == "Cc" for ch in text):
-        raise InvoiceError(f"invoice number {text!r} does not fit King's FACT (max {FACT_LENGTH})")
-    return text
-
-
-def booking_marker(company_id: int, invoice_id: int) -> str:
-    """What every booking we post carries in King's marker field: it stays ours whatever King does
-    to FACT, and names the Qics invoice for a person reading the booking."""
-    return f"{MARKER_PREFIX} {int(company_id)} invoice {int(invoice_id)}"
-
-
-def marker_of(remark: str) -> tuple[int, int] | None:
-    """(company id, invoice id) of a marker found in a remark, or None."""
-    position = remark.find(MARKER_PREFIX)
-    if position < 0:
-        return None
-    words = remark[position + len(MARKER_PREFIX) :].split()
-    if len(words) >= 3 and words[0].isdigit() and words[1] == "invoice" and words[2].isdigit():
-        return int(words[0]), int(words[2])
-    return None
-
-
-def invoice_day(value: Any, what: str = "InvoiceDate") -> date:
-    """A Qics date as the day it is in Europe/Amsterdam (a UTC date-time 2026-09-30T22:30Z is 1 October)."""
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, date):
-        return value
-    else:
-        text = str(value or "").strip()
-        try:
-            if len(text) == 10:
-                return date.fromisoformat(text)
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise InvoiceError(f"{what} is not a date: {value!r}") from None
-    if moment.tzinfo is None:
-        return moment.date()
-    return moment.astimezone(AMSTERDAM).date()
 
 
 # -- amounts -------------------------------------------------------------------------------------------
@@ -118,6 +54,14 @@ def _spread(diff: Decimal, weights: list[tuple[Decimal, int]], apply) -> None:
         position += 1
 
 
+@dataclass(frozen=True)
+class FiscalPeriod:
+    year: int
+    period: int
+    start: date
+    end: date  # inclusive
+
+
 @dataclass
 class KingRefs:
     """What the builder checks an invoice against, read from King once per run."""
@@ -128,15 +72,24 @@ class KingRefs:
     gl_accounts: set[int]  # GRB.NR
     cost_centers: set[int]  # KPL.NR
     debtors: set[int] = field(default_factory=set)  # DEB.NR of the debtors this run needs
+    # King's own period dates (GetAdmInfo, the profile's period_dates_table); empty: calendar
+    period_dates: list[FiscalPeriod] = field(default_factory=list)
 
     def fiscal(self, day: date) -> tuple[int, int]:
-        """(fiscal year, period) of a booking date (calendar years of ``periods`` equal periods)."""
+        """(fiscal year, period) of a booking date: from King's period dates (so a broken fiscal
+        year or 13 periods of four weeks book right), else calendar years of equal periods."""
+        if self.period_dates:
+            for period in self.period_dates:
+                if period.start <= day <= period.end and period.period != 14:
+                    return period.year, period.period
+            raise InvoiceError(f"{day} lies in no fiscal period King knows (its period dates); open the year")
         if self.periods == 12:
             return day.year, day.month
         if self.periods > 0 and 12 % self.periods == 0:
             return day.year, (day.month - 1) // (12 // self.periods) + 1
         raise InvoiceError(
-            f"King administration has {self.periods} periods a year; only divisors of 12 are supported"
+            f"King administration has {self.periods} periods a year and King gave no period dates; "
+            "without them only divisors of 12 are supported"
         )
 
     def closed(self, year: int, period: int) -> bool:
@@ -203,17 +156,19 @@ def _int_code(value: Any, what: str) -> int:
     return int(text)
 
 
-def description(invoice: dict, fact: str) -> str:
-    kind = "Creditnota" if invoice.get("InvoiceHeaderType") == "CreditNote" else "Factuur"
+def description(invoice: dict, fact: str, credit_note: bool) -> str:
+    kind = "Creditnota" if credit_note else "Factuur"
     text = (invoice.get("InvoiceText") or invoice.get("customer_name") or "").strip()
     return f"{kind} {fact} {text}".strip()[:OMSCHR_LENGTH]
 
 
 def build_booking(
-    invoice: dict, *, journal: int, refs: KingRefs, company_id: int, marker_field: str = "OPM"
+    invoice: dict, *, journal: int, refs: KingRefs, company_id: int, marker_field: str, credit_note_type: str
 ) -> Booking:
     """The King sales booking of one Qics invoice snapshot (with ``lines``, ``customer_code``, and per
-    line ``vat_code`` and ``cost_center_code``). Raises InvoiceError when it cannot be booked. Whether
+    line ``vat_code`` and ``cost_center_code``); ``marker_field`` (King profile) carries the marker,
+    ``credit_note_type`` (Qics profile) is the InvoiceHeaderType of a credit note. Raises
+    InvoiceError when it cannot be booked. Whether
     its period is closed is the caller's question: a closed period may hold a booking made by hand.
 
     One BOE row per (revenue account, VAT code, cost center); BEDRBOEK = net, BEDRBTW = VAT, both
@@ -241,7 +196,8 @@ def build_booking(
             f"invoice totals do not add up: {header_net} + {header_vat} VAT != {header_incl} incl. VAT"
         )
     # Credit notes are negative bookings; a credit note Qics reports with positive amounts is negated.
-    sign = Decimal(-1) if invoice.get("InvoiceHeaderType") == "CreditNote" and header_incl > 0 else Decimal(1)
+    credit_note = invoice.get("InvoiceHeaderType") == credit_note_type
+    sign = Decimal(-1) if credit_note and header_incl > 0 else Decimal(1)
 
     lines = invoice.get("lines") or []
     if not lines:
@@ -271,7 +227,7 @@ def build_booking(
 
     marker = booking_marker(company_id, invoice["InvoiceHeaderId"])
     due = invoice.get("DueDate")
-    text = description(invoice, fact)
+    text = description(invoice, fact, credit_note)
     boe = []
     for row in rows:
         values = {
@@ -408,26 +364,3 @@ def _vat_of_rows(rows: list[dict], rate: Decimal, target: Decimal) -> None:
         pairs = enumerate(zip(rows, exact, strict=True))
         weights = [(-(value - row["vat"]) * direction, i) for i, (row, value) in pairs]
         _spread(diff, weights, _adder(rows, "vat"))
-
-
-# -- the PDF -------------------------------------------------------------------------------------------
-
-
-def check_pdf(content: bytes) -> str | None:
-    """None when ``content`` is a readable PDF, else why not."""
-    if not content.startswith(b"%PDF-"):
-        return "the file Qics returns is not a PDF (no %PDF- header)"
-    try:
-        from pypdf import PdfReader
-
-        reader = PdfReader(io.BytesIO(content), strict=False)
-        if len(reader.pages) < 1:
-            return "the PDF from Qics has no pages"
-    except Exception as exc:  # noqa: BLE001 - any parse failure means: not a usable PDF
-        return f"the PDF from Qics cannot be read ({type(exc).__name__})"
-    return None
-
-
-def pdf_filename(fact: str) -> str:
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in fact)
-    return f"{safe}.pdf"

@@ -30,8 +30,7 @@ from king_qics.errors import (
     RecordValidationError,
     TransientError,
 )
-from king_qics.hooks.king_bookings import KingBooking, PostedBooking
-from king_qics.hooks.qics import odata_filter
+from king_qics.hooks.king.bookings import KingBooking, PostedBooking
 from king_qics.state import (
     EXPORT_OPEN_STATES,
     Claim,
@@ -42,17 +41,9 @@ from king_qics.state import (
     utcnow,
 )
 from king_qics.sync.invoices.adoption import adoptable
-from king_qics.sync.invoices.booking import (
-    Booking,
-    InvoiceError,
-    KingRefs,
-    NothingToBook,
-    booking_from_json,
-    build_booking,
-    check_pdf,
-    invoice_fact,
-    pdf_filename,
-)
+from king_qics.sync.invoices.after_booking import AfterBooking, InvoicePending
+from king_qics.sync.invoices.booking import Booking, KingRefs, NothingToBook, booking_from_json, build_booking
+from king_qics.sync.invoices.identity import InvoiceError, pdf_filename
 from king_qics.sync.invoices.report import ExportReport
 from king_qics.sync.invoices.selection import InvoiceSelection, king_refs
 
@@ -64,17 +55,8 @@ MAX_CONSECUTIVE_TRANSIENT = 3  # then the API is considered down: stop, let Airf
 # (a step: look-ups, a post, a read-back), plus one for the margin.
 CALLS_PER_RENEWAL = 3
 MAX_CLAIM_LEASE = timedelta(hours=2)  # the tasks' execution_timeout: no claim may outlive a task
-MESSAGE_LENGTH = 1000
 MAX_STEPS = 8  # selected -> ... -> marked takes at most 6 moves; more is a bug
 S = ExportState
-
-
-class InvoicePending(Exception):
-    """This invoice waits for something (its PDF, an unknown outcome to settle); not an error."""
-
-    def __init__(self, reason: str):
-        self.reason = reason
-        super().__init__(reason)
 
 
 def claim_lease(king, qics) -> timedelta:
@@ -98,7 +80,7 @@ def _number(row) -> str:
     return str(row.invoice_number or f"id {row.invoice_id}").strip()
 
 
-class InvoiceExport:
+class InvoiceExport(AfterBooking):
     """Exports one administration's processed Qics invoices to King, exactly once."""
 
     data_source = DATA_SOURCE
@@ -173,7 +155,7 @@ class InvoiceExport:
                 )
                 continue
             rows.append(row)
-        report.selected += len(rows)
+        report.worked_on += len(rows)
         if not rows:
             log.info("%s invoice export: nothing to export", self.adm.id)
             return report
@@ -268,6 +250,7 @@ class InvoiceExport:
             refs=refs,
             company_id=self.adm.company_id,
             marker_field=self.marker_field,
+            credit_note_type=self.qics.profile.credit_note_type,
         )
 
     def _look_up(self, booking: Booking) -> KingBooking | None:
@@ -371,60 +354,6 @@ class InvoiceExport:
         self._post(claim, S.BOOKING_SENT, booking, pdf, report)
         return True
 
-    def _attach(self, claim: Claim, row) -> None:
-        """booked -> pdf_attached: the PDF is linked unless King already has it (checked first)."""
-        fact = _fact_or_id(row)
-        filename = pdf_filename(fact)
-        files = self.king.booking_files(row.booking_key)
-        if any(f.get("FILENAME") == filename for f in files) or (files and row.found_by_lookup):
-            self._move(claim, S.BOOKED, S.PDF_ATTACHED, with_pdf=True)
-            return
-        pdf = self._pdf(row.invoice_id)
-        if pdf is None:
-            if self.adm.missing_pdf == "wait":
-                raise InvoicePending("booked; waiting for the invoice PDF in Qics (missing_pdf: wait)")
-            self._move(claim, S.BOOKED, S.PDF_ATTACHED, with_pdf=False)
-            return
-        try:
-            self.king.attach_pdf(
-                row.booking_key, filename, pdf, f"Factuur {fact}", before_attempt=lambda: self._renew(claim)
-            )
-        except OutcomeUnknownError as exc:
-            raise InvoicePending(
-                f"attaching the PDF: {exc}; King's files are checked again next run"
-            ) from None
-        except RecordValidationError as exc:
-            raise InvoiceError(f"King refused the PDF: {exc.message}") from None
-        self._move(claim, S.BOOKED, S.PDF_ATTACHED, with_pdf=True)
-
-    def _mark(self, claim: Claim, row, report: ExportReport) -> None:
-        """pdf_attached -> marked: an EntityState (IsError false, DataSourceKey = booking key) in Qics."""
-        natural_key = {
-            "CompanyId": self.adm.company_id,
-            "EntityType": "Invoice",
-            "EntityId": int(row.invoice_id),
-            "DataSource": self.data_source,
-            "DataSourceKey": row.booking_key,
-            "IsError": False,
-        }
-        existing = next(
-            iter(self.qics.iter_records("EntityState", filter=odata_filter(natural_key), top=1)), None
-        )
-        if existing is None:
-            message = f"Geboekt in King als {row.booking_key}"
-            if row.king_fact and row.king_fact != _fact_or_id(row):
-                message += f", factuurnummer in King {row.king_fact}"
-            if not row.with_pdf:
-                message += " (zonder pdf)"
-            self._renew(claim)
-            self.qics.create(
-                "EntityState",
-                {**natural_key, "DataSourceDate": _qics_now(), "Message": message},
-                natural_key=natural_key,
-            )
-        self._move(claim, S.PDF_ATTACHED, S.MARKED, marked_at=utcnow(), last_error=None, note=None)
-        report.marked += 1
-
     # -- helpers --------------------------------------------------------------------------------
 
     def _move(self, claim: Claim, expected: ExportState, to: ExportState, **values) -> None:
@@ -435,39 +364,6 @@ class InvoiceExport:
         if not self.ledger.renew(claim):
             raise ClaimLost(f"invoice {claim.invoice_id}: claim (epoch {claim.epoch}) taken over")
 
-    def _pdf(self, invoice_id: int) -> bytes | None:
-        if invoice_id in self._pdfs:
-            return self._pdfs[invoice_id]
-        try:
-            content = self.qics.invoice_pdf(invoice_id)
-        except ProtocolError as exc:
-            raise InvoiceError(f"the invoice PDF is unusable: {exc}") from None
-        if content is not None:
-            problem = check_pdf(content)
-            if problem:
-                raise InvoiceError(problem)
-        self._pdfs[invoice_id] = content
-        return content
-
-    def _failed(self, claim: Claim, number: str, reason: str, report, *, tell_qics: bool = True) -> None:
-        reason = reason[:MESSAGE_LENGTH]
-        row = self.ledger.get(claim.invoice_id)
-        self.ledger.failed(claim, reason, note=None)
-        report.fail(number, reason)
-        if not tell_qics or (row is not None and row.reported_error == reason):
-            return
-        try:
-            self.qics.post_entity_state(
-                entity_id=claim.invoice_id,
-                data_source=self.data_source,
-                is_error=True,
-                message=reason,
-                company_id=self.adm.company_id,
-            )
-            self.ledger.set(claim, reported_error=reason)
-        except KingQicsError as exc:
-            log.warning("invoice %s: the error could not be written to Qics (%s)", number, exc)
-
     def _dry_run(self, report: ExportReport, snapshots: list[dict] | None) -> ExportReport:
         if snapshots is None:
             snapshots = self.select_from_qics(dry_run=True, report=report)
@@ -475,7 +371,7 @@ class InvoiceExport:
         for snapshot in snapshots:
             open_rows.pop(int(snapshot["InvoiceHeaderId"]), None)
         snapshots = snapshots + [json.loads(r.invoice_json) for r in open_rows.values() if r.invoice_json]
-        report.selected += len(snapshots)
+        report.worked_on += len(snapshots)
         refs = king_refs(self.king, snapshots) if snapshots else None
         for snapshot in snapshots:
             number = str(snapshot.get("InvoiceNumber") or snapshot["InvoiceHeaderId"]).strip()
@@ -490,31 +386,8 @@ class InvoiceExport:
         return report
 
     def _log(self, report: ExportReport) -> None:
-        log.info(
-            "%s invoice export: selected %d, booked %d, already booked %d, marked %d, skipped %d, "
-            "pending %d, failed %d%s",
-            self.adm.id,
-            report.selected,
-            report.booked,
-            report.already_booked,
-            report.marked,
-            report.skipped,
-            report.pending,
-            report.failed,
-            " (dry run: nothing posted, ledger unchanged)" if report.dry_run else "",
-        )
+        log.info("%s invoice export: %s", self.adm.id, report.sentence())
         for number, reason in sorted(report.waiting.items()):
-            log.info("  pending %s: %s", number, reason)
+            log.info("  waiting %s: %s", number, reason)
         for number, reason in sorted(report.failures.items()):
             log.warning("  failed %s: %s", number, reason)
-
-
-def _fact_or_id(row) -> str:
-    try:
-        return invoice_fact(row.invoice_number)
-    except InvoiceError:
-        return f"invoice-{row.invoice_id}"
-
-
-def _qics_now() -> str:
-    return utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")

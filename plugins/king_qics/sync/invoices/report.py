@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from king_qics.ledger_words import LEDGER_STATE_WORDS, ledger_state_words
 from king_qics.state import EXPORT_OPEN_STATES, InvoiceLedger, StateStore
 
 
@@ -12,11 +13,11 @@ from king_qics.state import EXPORT_OPEN_STATES, InvoiceLedger, StateStore
 class ExportReport:
     administration: str
     dry_run: bool = False
-    selected: int = 0  # invoices new or still open this run
+    worked_on: int = 0  # invoices this run worked on: new ones and those still open
     booked: int = 0  # posted by this run
     already_booked: int = 0  # found in King by look-up (a lost answer, a crash, or booked by hand)
     marked: int = 0  # marked exported in Qics by this run
-    skipped: int = 0  # written off, zero, before the cutoff
+    skipped: int = 0  # fully written off, or nothing to book (every line nets to zero)
     pending: int = 0  # waiting (PDF, unknown outcome settling, claimed by another run)
     failed: int = 0
     failures: dict[str, str] = field(default_factory=dict)
@@ -25,7 +26,7 @@ class ExportReport:
 
     def counts(self) -> dict[str, Any]:
         return {
-            "selected": self.selected,
+            "worked_on": self.worked_on,
             "booked": self.booked,
             "already_booked": self.already_booked,
             "marked": self.marked,
@@ -45,15 +46,30 @@ class ExportReport:
         self.pending += 1
         self.waiting[number] = reason
 
-    def failure_table(self) -> str:
-        return failure_table(self.failures)
+    def sentence(self) -> str:
+        return run_sentence(self.counts())
 
 
-def failure_table(failures: dict[str, str]) -> str:
-    width = max([len("invoice"), *(len(key) for key in failures)])
-    lines = [f"{'invoice'.ljust(width)}  reason", f"{'-' * width}  ------"]
-    lines += [f"{key.ljust(width)}  {reason}" for key, reason in sorted(failures.items())]
-    return "\n".join(lines)
+def run_sentence(counts: dict[str, Any]) -> str:
+    """A run's counts as one sentence: "worked on 3 invoices: booked 2, ..."."""
+    parts = [
+        f"booked {counts['booked']}",
+        f"found booked in King already {counts['already_booked']}",
+        f"marked exported in Qics {counts['marked']}",
+        f"waiting {counts['pending']}",
+        f"failed {counts['failed']}",
+    ]
+    worked_on = counts["worked_on"]
+    text = f"worked on {worked_on} invoice{'' if worked_on == 1 else 's'}: {', '.join(parts)}"
+    text += f"; skipped {counts['skipped']} (fully written off, or nothing to book)"
+    return text + (" (dry run: nothing posted, ledger unchanged)" if counts.get("dry_run") else "")
+
+
+def ledger_sentence(states: dict[str, int]) -> str:
+    """The ledger's invoices per state in a bookkeeper's words, in the order invoices go through them."""
+    order = [*LEDGER_STATE_WORDS, *sorted(set(states) - set(LEDGER_STATE_WORDS))]
+    parts = [f"{states[state]} {ledger_state_words(state)}" for state in order if states.get(state)]
+    return ", ".join(parts) if parts else "no invoices yet"
 
 
 def ledger_summary(store: StateStore, administration: str) -> dict[str, Any]:

@@ -11,16 +11,45 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from king_qics.hooks.qics import odata_filter
+from king_qics.errors import ProtocolError
+from king_qics.hooks.king.schema import parse_date
+from king_qics.hooks.qics import ODataFilter, odata_filter
 from king_qics.state import EXPORT_DONE_STATES, ExportState, InvoiceLedger
-from king_qics.sync.invoices.booking import InvoiceError, KingRefs, invoice_day, json_default
+from king_qics.sync.invoices.booking import FiscalPeriod, KingRefs, json_default
+from king_qics.sync.invoices.identity import InvoiceError, invoice_day
 from king_qics.sync.invoices.report import ExportReport
 
 log = logging.getLogger(__name__)
 
 MAX_KEYED_DEBTOR_LOOKUPS = 50  # more debtors than this: read DEB.NR in full instead
+# What the export reads from Qics besides the lines (the preflight checks each in $metadata): the
+# invoice header's fields (the customer: the first of INVOICE_CUSTOMER_FIELDS present), and the
+# customer's code and name.
+INVOICE_FIELDS = (
+    "InvoiceHeaderId",
+    "InvoiceNumber",
+    "InvoiceDate",
+    "DueDate",
+    "InvoiceHeaderState",
+    "InvoiceHeaderType",
+    "InvoiceText",
+    "CompanyId",
+    "IsWrittenOff",
+    "TotalAmountExclVat",
+    "TotalVatAmount",
+    "TotalAmountInclVat",
+)
+INVOICE_CUSTOMER_FIELDS = ("InvoiceCustomerCompanyId", "CustomerCompanyId")
+CUSTOMER_FIELDS = ("CustomerCompanyId", "CustomerCode", "Name")
 # Past selected the snapshot is what was sent to King: it is never refreshed.
 _SENT_OR_LATER = (ExportState.BOOKING_SENT.value, ExportState.BOOKED.value, ExportState.PDF_ATTACHED.value)
+
+
+def processed_filter(adm, qics) -> ODataFilter:
+    """The $filter of the processed invoices since the go-live cutoff (what the export and the
+    preflight send; the processed state, the enum and date literals: the connection's wire profile).
+    A day early: an invoice date may be a UTC date-time of the cutoff's Amsterdam day."""
+    return qics.processed_filter(adm.company_id, adm.book_invoices_from - timedelta(days=1))
 
 
 def snapshot_json(snapshot: dict) -> str:
@@ -37,9 +66,7 @@ class InvoiceSelection:
         """Read the processed invoices since the cutoff; record new candidates (and written-off ones
         as skipped) in the ledger. Returns the candidate snapshots (with lines and codes)."""
         cutoff = self.adm.book_invoices_from
-        filter_ = odata_filter({"CompanyId": self.adm.company_id, "InvoiceHeaderState": "Processed"})
-        # A day early: an invoice date may be a UTC date-time of the cutoff's Amsterdam day.
-        filter_ += f" and InvoiceDate ge {(cutoff - timedelta(days=1)).isoformat()}"
+        filter_ = processed_filter(self.adm, self.qics)
         headers = list(self.qics.iter_records("Invoice", filter=filter_, orderby="InvoiceHeaderId"))
         states = self.ledger.states()
         candidates = []
@@ -84,19 +111,15 @@ class InvoiceSelection:
         if not headers:
             return []
         by_id = {int(h["InvoiceHeaderId"]): {**h, "lines": []} for h in headers}
-        ids = list(by_id)
-        for start in range(0, len(ids), self.qics.lines_per_request):
-            chunk = ids[start : start + self.qics.lines_per_request]
-            line_filter = " or ".join(f"InvoiceHeaderId eq {i}" for i in chunk)
-            for line in self.qics.iter_records("InvoiceLine", filter=line_filter, orderby="InvoiceLineId"):
-                if int(line["InvoiceHeaderId"]) in by_id:
-                    by_id[int(line["InvoiceHeaderId"])]["lines"].append(line)
+        # the lines from the profile's invoice-line set, their fields named as booking.py reads them
+        for invoice_id, lines in self.qics.invoice_lines(by_id).items():
+            by_id[invoice_id]["lines"] = lines
         customers = {
             int(c["CustomerCompanyId"]): c
             for c in self.qics.iter_records(
                 "CustomerCompany",
                 filter=odata_filter({"CompanyId": self.adm.company_id}),
-                select=["CustomerCompanyId", "CustomerCode", "Name"],
+                select=list(CUSTOMER_FIELDS),
             )
         }
         vat_codes = {int(v["VatCodeId"]): v for v in self.qics.iter_records("VatCode")}
@@ -104,7 +127,7 @@ class InvoiceSelection:
         if any(line.get("CostCenterId") for inv in by_id.values() for line in inv["lines"]):
             cost_centers = {int(c["CostCenterId"]): c for c in self.qics.iter_records("CostCenter")}
         for invoice in by_id.values():
-            customer_id = invoice.get("InvoiceCustomerCompanyId") or invoice.get("CustomerCompanyId")
+            customer_id = next((invoice[f] for f in INVOICE_CUSTOMER_FIELDS if invoice.get(f)), None)
             customer = customers.get(int(customer_id)) if customer_id is not None else None
             invoice["customer_code"] = customer.get("CustomerCode") if customer else None
             invoice["customer_name"] = customer.get("Name") if customer else None
@@ -117,8 +140,8 @@ class InvoiceSelection:
 
 
 def king_refs(king, snapshots: Iterable[dict]) -> KingRefs:
-    """BASFIN/PERIODEINFO, the VAT codes, GL accounts and cost centers, and which of the debtors the
-    ``snapshots`` need exist in King."""
+    """BASFIN/PERIODEINFO, the period dates, the VAT codes, GL accounts and cost centers, and which
+    of the debtors the ``snapshots`` need exist in King."""
     info = king.get_adm_info()
     periods = info.get("BASFIN", {}).get("AANTPER") or 12
     vat = king.read_table("BTW", ["NR", "PERC"])
@@ -137,7 +160,36 @@ def king_refs(king, snapshots: Iterable[dict]) -> KingRefs:
         if code.isdigit():
             codes.add(int(code))
     refs.debtors = _existing_debtors(king, codes)
+    refs.period_dates = period_dates(king)
     return refs
+
+
+def period_dates(king) -> list[FiscalPeriod]:
+    """King's fiscal periods with their dates (the King profile names the GetAdmInfo table and its
+    fields); [] when the profile names none or King does not know the table (then the calendar
+    decides, and the log says so)."""
+    profile = king.profile
+    if not profile.period_dates_table:
+        return []
+    year, period, start, end = profile.period_dates_fields
+    try:
+        rows = king.get_adm_rows({profile.period_dates_table: profile.period_dates_fields})
+    except ProtocolError as exc:
+        log.warning("King gives no period dates (%s); fiscal periods follow the calendar", exc)
+        return []
+    out = []
+    for row in rows.get(profile.period_dates_table, []):
+        try:
+            out.append(
+                FiscalPeriod(
+                    int(row[year]), int(row[period]), parse_date(str(row[start])), parse_date(str(row[end]))
+                )
+            )
+        except (KeyError, TypeError, ValueError):
+            raise ProtocolError(
+                f"King {profile.period_dates_table}: a period without {profile.period_dates_fields}: {row}"
+            ) from None
+    return sorted(out, key=lambda p: (p.start, p.period))
 
 
 def _existing_debtors(king, codes: set[int]) -> set[int]:
