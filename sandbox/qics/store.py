@@ -76,6 +76,7 @@ class OAuthState:
             "refresh_grants": self.refresh_count,
             "refresh_tokens": [{"token": t, **g} for t, g in self.refresh.items()],
             "active_access_tokens": sum(1 for g in self.access.values() if g["expires_at"] > now),
+            "access_tokens": list(self.access),
         }
 
 
