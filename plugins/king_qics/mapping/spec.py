@@ -7,7 +7,6 @@ King DataFrame by mapping.apply. docs/mapping.md describes the format."""
 from __future__ import annotations
 
 import re
-from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -248,26 +247,11 @@ class EntityMapping(_Spec):
 
     # -- mapping ------------------------------------------------------------------------------
 
-    def apply(
-        self,
-        king_df: pd.DataFrame,
-        *,
-        administration: Any,
-        lookups: dict[str, dict[str, int]] | None = None,
-        extra_tables: dict[str, pd.DataFrame] | None = None,
-        today: date | None = None,
-    ) -> MappingResult:
-        """Map King rows to Qics records. ``lookups``: per entity, King key (text) -> Qics id."""
+    def apply(self, king_df: pd.DataFrame, **options: Any) -> MappingResult:
+        """Map King rows to Qics records (king_qics.mapping.apply.apply_mapping's options)."""
         from king_qics.mapping.apply import apply_mapping
 
-        return apply_mapping(
-            self,
-            king_df,
-            administration=administration,
-            lookups=lookups,
-            extra_tables=extra_tables,
-            today=today,
-        )
+        return apply_mapping(self, king_df, **options)
 
 
 def _walk(mapping: EntityMapping, pick) -> list:

@@ -14,6 +14,7 @@ from typing import Any
 from lxml import etree
 
 from king_qics.errors import ProtocolError
+from king_qics.hooks.base import parse_xml_safely
 from king_qics.hooks.king.schema import to_wire
 
 NS = "https://cloudswitch.imuisonline.com/"
@@ -33,18 +34,7 @@ class Dataset(str):
 
 def parse_xml(data: bytes | str, what: str) -> etree._Element:
     """Parse an answer of King safely (no DTD, no entities, no network)."""
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    parser = etree.XMLParser(
-        resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False, remove_comments=True
-    )
-    try:
-        root = etree.fromstring(data, parser)
-    except etree.XMLSyntaxError as exc:
-        raise ProtocolError(f"King {what}: the answer is not well-formed XML ({exc.msg})") from None
-    if root.getroottree().docinfo.doctype:
-        raise ProtocolError(f"King {what}: the answer carries a DTD; refused")
-    return root
+    return parse_xml_safely(data, f"King {what}")
 
 
 def dataset(rows: Iterable[tuple[str, dict[str, Any]]], *, typed: bool = False) -> Dataset:

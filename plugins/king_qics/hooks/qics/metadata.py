@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from king_qics.errors import ProtocolError
+from king_qics.hooks.base import parse_xml_safely
 
 _EDMX = "http://docs.oasis-open.org/odata/ns/edmx"
 _EDM_NAMESPACES = ("http://docs.oasis-open.org/odata/ns/edm",)
@@ -29,15 +30,7 @@ class ServiceMetadata:
 
 
 def parse_metadata(content: bytes) -> ServiceMetadata:
-    parser = etree.XMLParser(
-        resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False, remove_comments=True
-    )
-    try:
-        root = etree.fromstring(content, parser)
-    except etree.XMLSyntaxError as exc:
-        raise ProtocolError(f"qics $metadata: not well-formed XML ({exc.msg})") from None
-    if root.getroottree().docinfo.doctype:
-        raise ProtocolError("qics $metadata: the answer carries a DTD; refused")
+    root = parse_xml_safely(content, "qics $metadata")
     if etree.QName(root).namespace != _EDMX or etree.QName(root).localname != "Edmx":
         raise ProtocolError("qics $metadata: not an OData CSDL document (no edmx:Edmx root)")
     entity_types: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {}
