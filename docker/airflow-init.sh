@@ -32,7 +32,7 @@ import json
 import sys
 
 sys.path.insert(0, "/opt/airflow/tools")
-from demo import demo_pools
+from demo_home import demo_pools
 
 print(json.dumps(demo_pools()))
 PY

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
+import subprocess
+import sys
 from importlib.resources import files
 from pathlib import Path
 
@@ -180,10 +183,48 @@ def test_airflow_init_migrates_creates_the_state_database_and_the_pools():
     assert "airflow db migrate" in script
     assert 'os.environ["AIRFLOW_CONN_KING_QICS_STATE"]' in script and "CREATE DATABASE" in script
     assert "demo_pools" in script and "airflow pools import" in script
-    # demo_pools lives in tools/demo.py, which imports the sandbox package
+    # demo_pools lives in tools/demo_home.py, which imports the sandbox package
     mounted = mounts("airflow-init")
     assert mounted[f"{AIRFLOW_HOME}/tools"] == "${AIRFLOW_PROJ_DIR:-.}/tools"
     assert mounted[f"{AIRFLOW_HOME}/sandbox"] == "${AIRFLOW_PROJ_DIR:-.}/sandbox"
+
+
+def test_airflow_init_writes_the_pools_file_it_imports():
+    """Runs the init script's pools step (its heredoc) with the project's tools/ for the mounted
+    /opt/airflow/tools: it must print the pools that airflow pools import reads."""
+    script = (ROOT / "docker" / "airflow-init.sh").read_text(encoding="utf-8")
+    step = re.search(r"python - >/tmp/pools.json <<'PY'\n(.*?)\nPY\n", script, re.DOTALL)
+    assert step, "the init script has no pools step"
+    code = step.group(1).replace(f"{AIRFLOW_HOME}/tools", str(ROOT / "tools"))
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    pools = json.loads(done.stdout)
+    assert pools and all(name.startswith("king_qics__") for name in pools), pools
+
+
+def test_sandbox_connections_prints_the_connections_it_imports():
+    """Runs the sandbox-connections service's Python (its ``python -c``) with the project's tools/
+    for the mounted /opt/airflow/tools: it must print connections for airflow connections import."""
+    command = SERVICES["sandbox-connections"]["command"][-1]
+    code = re.search(r"python -c '(.*?)'", command, re.DOTALL).group(1)
+    done = subprocess.run(
+        [sys.executable, "-c", code.replace(f"{AIRFLOW_HOME}/tools", str(ROOT / "tools"))],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    connections = json.loads(done.stdout)
+    assert {"king_noord", "king_zuid", "qics_sandbox"} <= set(connections), connections
 
 
 def test_the_sandboxes_are_an_optional_profile():
