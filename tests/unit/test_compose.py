@@ -189,31 +189,9 @@ def test_airflow_init_migrates_creates_the_state_database_and_the_pools():
     assert mounted[f"{AIRFLOW_HOME}/sandbox"] == "${AIRFLOW_PROJ_DIR:-.}/sandbox"
 
 
-def test_airflow_init_writes_the_pools_file_it_imports():
-    """Runs the init script's pools step (its heredoc) with the project's tools/ for the mounted
-    /opt/airflow/tools: it must print the pools that airflow pools import reads."""
-    script = (ROOT / "docker" / "airflow-init.sh").read_text(encoding="utf-8")
-    step = re.search(r"python - >/tmp/pools.json <<'PY'\n(.*?)\nPY\n", script, re.DOTALL)
-    assert step, "the init script has no pools step"
-    code = step.group(1).replace(f"{AIRFLOW_HOME}/tools", str(ROOT / "tools"))
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert done.returncode == 0, done.stderr
-    pools = json.loads(done.stdout)
-    assert pools and all(name.startswith("king_qics__") for name in pools), pools
-
-
-def test_sandbox_connections_prints_the_connections_it_imports():
-    """Runs the sandbox-connections service's Python (its ``python -c``) with the project's tools/
-    for the mounted /opt/airflow/tools: it must print connections for airflow connections import."""
-    command = SERVICES["sandbox-connections"]["command"][-1]
-    code = re.search(r"python -c '(.*?)'", command, re.DOTALL).group(1)
+def printed_by_mounted_tools(code: str):
+    """What a container's Python that imports from the mounted /opt/airflow/tools prints (JSON),
+    run here with the project's tools/ in its place."""
     done = subprocess.run(
         [sys.executable, "-c", code.replace(f"{AIRFLOW_HOME}/tools", str(ROOT / "tools"))],
         cwd=ROOT,
@@ -223,7 +201,22 @@ def test_sandbox_connections_prints_the_connections_it_imports():
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert done.returncode == 0, done.stderr
-    connections = json.loads(done.stdout)
+    return json.loads(done.stdout)
+
+
+def test_airflow_init_writes_the_pools_file_it_imports():
+    """The init script's pools step (its heredoc) prints the pools that airflow pools import reads."""
+    script = (ROOT / "docker" / "airflow-init.sh").read_text(encoding="utf-8")
+    step = re.search(r"python - >/tmp/pools.json <<'PY'\n(.*?)\nPY\n", script, re.DOTALL)
+    assert step, "the init script has no pools step"
+    pools = printed_by_mounted_tools(step.group(1))
+    assert pools and all(name.startswith("king_qics__") for name in pools), pools
+
+
+def test_sandbox_connections_prints_the_connections_it_imports():
+    """The sandbox-connections service's ``python -c`` prints the connections it imports."""
+    command = SERVICES["sandbox-connections"]["command"][-1]
+    connections = printed_by_mounted_tools(re.search(r"python -c '(.*?)'", command, re.DOTALL).group(1))
     assert {"king_noord", "king_zuid", "qics_sandbox"} <= set(connections), connections
 
 
