@@ -162,9 +162,8 @@ class Checks:
         )["tables"]
         debtors = {str(row["NR"]) for row in tables["DEB"]}
         assert in_company("CustomerCompany", "CustomerCode") == debtors - {"10006"}
-        assert in_company("EmployeeCompany", "EmployeeNumber") >= {
-            row["ZKSL"] for row in tables["MEDEWERKER"]
-        }
+        # ZKSL is the employee's key in Qics (Abbreviation); PERSNR its integer EmployeeNumber
+        assert in_company("EmployeeCompany", "Abbreviation") >= {row["ZKSL"] for row in tables["MEDEWERKER"]}
         assert in_company("Project", "ProjectCode") >= {str(row["NR"]) for row in tables["KDR"]}
         synced = self.stack.psql(
             "king_qics_state",
