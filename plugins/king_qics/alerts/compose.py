@@ -98,8 +98,8 @@ def counts_line(counts: dict | None) -> str:
     if not counts:
         return "no counts (the task ended before it counted)"
     shown = {
-        name: value for name, value in counts.items() if isinstance(value, int | bool) and name != "dry_run"
+        name: value
+        for name, value in counts.items()
+        if isinstance(value, int) and not isinstance(value, bool)
     }
-    return ", ".join(
-        f"{name} {int(value) if not isinstance(value, bool) else value}" for name, value in shown.items()
-    )
+    return ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in shown.items())

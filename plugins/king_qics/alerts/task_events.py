@@ -86,6 +86,10 @@ def on_task_failed(config_path: str, administration_id: str, context: dict) -> N
         return
     if not notifications.task_failed:
         return
+    told = [name for name in state.holding() if name.startswith("credentials:")]
+    if told:  # its records fail for want of what the refused API would have synced first
+        log.info("%s failed while %s is told (credentials); not told on its own", ti.task_id, told)
+        return
     message, items = task_failed_message(adm, store, ti, exc, counts, notifications.max_items)
     fingerprint = "|".join([message.subject, *(f"{item.what}: {item.reason}" for item in items)])
     if state.tell(f"task:{kind}:{ti.task_id}", fingerprint):
