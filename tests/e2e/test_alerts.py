@@ -200,7 +200,59 @@ def test_a_stalled_invoice_export_is_told_once_and_resolved_once(alerting, smtp,
     monkeypatch.setenv("AIRFLOW_CONN_QICS_SANDBOX", json.dumps(conn))
     _, states = run(dag_bag, INVOICE_EXPORT)
     assert states["export"] == "failed"  # invoice 6's debtor is not in King; the rest is booked
+    assert "invoice N2026005: debtor 19999" in text_of(smtp.mails[-1].html)
     run(dag_bag, WATCHDOG)
     run(dag_bag, WATCHDOG)
     kinds = [mail.kind for mail in smtp.mails if "noord" in mail.subject]
     assert kinds == ["credentials", "stalled", "credentials_resolved", "task_failed", "stalled_resolved"]
+
+
+def test_invoices_waiting_too_long_are_told_once_and_resolved_once_and_the_digest_comes_once(
+    alerting, smtp, monkeypatch
+):
+    import time
+
+    from king_qics.hooks.king import KingFinanceHook
+    from tests.king_records import create_record
+
+    _, dags = alerting
+    waiting = {"invoices_waiting_hours": 0.0005, "daily_digest": "00:00", "max_items": 1}  # 1.8 s
+    dag_bag = dags(waiting)
+    _, states = run(dag_bag, INVOICE_EXPORT)
+    assert states["export"] == "failed"  # invoice N2026005: its debtor is not in King
+    (failed,) = smtp.mails
+    assert failed.kind == "task_failed" and failed.subject.startswith(
+        "[king-qics] noord: invoice_export.export"
+    )
+    body = text_of(failed.html)
+    assert "invoice N2026005: debtor 19999 (customer code) does not exist in King" in body
+    assert "booked 3" in body and "failed 1" in body
+    time.sleep(2)
+    run(dag_bag, WATCHDOG)
+    run(dag_bag, WATCHDOG)  # still waiting, digest sent today: nothing new
+    noord = [mail for mail in smtp.mails if "noord" in mail.subject]
+    assert [mail.kind for mail in noord] == ["task_failed", "invoices_waiting", "digest"]
+    body = text_of(noord[1].html)
+    assert noord[1].subject == "[king-qics] noord: 2 invoice(s) not booked in King for over 0.0005 h"
+    assert "and 1 more (the King <-> Qics page lists them all)" in body  # max_items 1
+    digest = text_of(noord[2].html)
+    assert (
+        "1 invoices failing" in digest and "invoice N2026005" in digest and "1 records failing" not in digest
+    )
+
+    # the debtor appears in King, and the administration books invoices without a PDF
+    with KingFinanceHook("king_noord") as king:
+        create_record(king, "DEB", {"NR": 19999, "ZKSL": "NIEUW", "NAAM": "Nieuwe klant"})
+    dag_bag = dags(waiting, noord={"missing_pdf": "book_without"})
+    _, states = run(dag_bag, INVOICE_EXPORT)
+    assert states == {"select": "success", "export": "success", "report": "success"}
+    run(dag_bag, WATCHDOG)
+    run(dag_bag, WATCHDOG)
+    noord = [mail for mail in smtp.mails if "noord" in mail.subject]
+    assert [mail.kind for mail in noord] == [
+        "task_failed",
+        "invoices_waiting",
+        "digest",
+        "invoices_waiting_resolved",
+    ]
+    assert noord[-1].subject == "[king-qics] noord: resolved: no invoice waits longer than 0.0005 h any more"
