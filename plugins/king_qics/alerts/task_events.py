@@ -3,7 +3,9 @@ on_retry_callback, which the DAGs leave empty), or ran through: what is told, an
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import traceback
 
 from king_qics import catalog
@@ -91,11 +93,20 @@ def on_task_failed(config_path: str, administration_id: str, context: dict) -> N
         log.info("%s failed while %s is told (credentials); not told on its own", ti.task_id, told)
         return
     message, items = task_failed_message(adm, store, ti, exc, counts, notifications.max_items)
-    fingerprint = "|".join([message.subject, *(f"{item.what}: {item.reason}" for item in items)])
-    if state.tell(f"task:{kind}:{ti.task_id}", fingerprint):
+    if state.tell(f"task:{kind}:{ti.task_id}", fingerprint(message.subject, items)):
         send(message, notifications, context)
     else:
         log.info("%s failed as last told (the same records and reasons): not told again", ti.task_id)
+
+
+_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?")
+
+
+def fingerprint(subject: str, items: list) -> str:
+    """What a failure told: the subject and each item's reason, without the moments reasons quote
+    ("when payment_conditions were last read, 2026-12-02 05:33"), which change with every run."""
+    lines = [subject, *(f"{item.what}: {item.reason}" for item in items)]
+    return hashlib.sha256(_MOMENT.sub("<time>", "\n".join(lines)).encode()).hexdigest()
 
 
 def _send_or_reopen(state, condition: str, message: Message, notifications, context: dict) -> None:
