@@ -12,6 +12,7 @@ import json
 import os
 import re
 from html import unescape
+from pathlib import Path
 
 import pytest
 
@@ -72,7 +73,7 @@ def webhook():
 
 
 @pytest.fixture
-def alerting(connections, state_store, smtp, webhook, monkeypatch, tmp_path):
+def alerting(connections, state_store, smtp, webhook, monkeypatch, tmp_path, request):
     """The sandboxes with distinctive credentials, the SMTP and webhook connections, and a factory of
     DAGs parsed from a config whose notifications go to them; every received message is scanned
     for secrets at the end."""
@@ -89,9 +90,21 @@ def alerting(connections, state_store, smtp, webhook, monkeypatch, tmp_path):
         return parse_dags(config, monkeypatch)
 
     yield sandbox, dags
+    keep_received(smtp, request.node.name)
     received = [mail.raw for mail in smtp.mails] + [json.dumps(hook["body"]) for hook in webhook.received]
     found = {index: leaks(text, SECRETS) for index, text in enumerate(received)}
     assert {index: hits for index, hits in found.items() if hits} == {}
+
+
+def keep_received(smtp, test_name: str) -> None:
+    """$KQS_ALERT_MAILDIR: every received e-mail as an .eml file (tools/alert_screenshot.py renders one)."""
+    folder = os.environ.get("KQS_ALERT_MAILDIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        for number, mail in enumerate(smtp.mails, start=1):
+            (Path(folder) / f"{test_name[5:60]}-{number}-{mail.kind}.eml").write_text(
+                mail.raw, encoding="utf-8"
+            )
 
 
 def text_of(html: str) -> str:
@@ -110,7 +123,10 @@ def test_a_task_failed_after_its_last_attempt_is_one_message_and_retries_send_no
     assert states["customers"] == "failed"  # debtor 10006: payment condition 9 is not in King
     assert [(mail.kind, mail.to) for mail in smtp.mails] == [("task_failed", RECIPIENTS)]
     mail = smtp.mails[0]
-    assert mail.subject == "[king-qics] noord: master_data.customers 1 customers record of noord not synced"
+    assert (
+        mail.subject
+        == "[king-qics] noord: master_data.customers failed: 1 customers record of noord not synced"
+    )
     body = text_of(mail.html)
     assert "Administration: Adviesbureau Noord B.V. (noord)" in body
     assert f"DAG: {MASTER_DATA}" in body and "Task: customers" in body

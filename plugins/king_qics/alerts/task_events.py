@@ -216,21 +216,20 @@ def task_failed_message(adm, store, ti, exc, counts: dict | None, limit: int) ->
     kind = dag_kind(ti.dag_id)
     if kind == EXPORT_FLOW and ti.task_id == "export":
         items = failing_invoices(store, adm.id)
-        noun = "invoices failing now (not booked)"
+        noun = f"invoice{'' if len(items) == 1 else 's'} (not booked in King)"
     elif ti.task_id in catalog.ENTITY_TASKS:
-        items = failing_records(store, adm.id, catalog.ENTITY_TASKS[ti.task_id][1])
-        noun = f"{catalog.ENTITY_TASKS[ti.task_id][1]} records failing now (not in Qics as King has them)"
+        entity = catalog.ENTITY_TASKS[ti.task_id][1]
+        items = failing_records(store, adm.id, entity)
+        noun = f"{entity} record{'' if len(items) == 1 else 's'} (not in Qics as King has them)"
     else:
         items, noun = [], ""
-    summary = str(exc) if isinstance(exc, RecordsNotSynced) else f"failed: {type(exc).__name__}"
-    message = Message(
-        "task_failed", adm.id, f"{adm.id}: {ti.dag_id.rsplit('__', 1)[-1]}.{ti.task_id} {summary}"
-    )
+    summary = str(exc) if isinstance(exc, RecordsNotSynced) else type(exc).__name__
+    message = Message("task_failed", adm.id, f"{adm.id}: {kind}.{ti.task_id} failed: {summary}")
     message.links = _links(adm, ti)
     message.add("", *_where(adm, ti))
     message.add("Counts", counts_line(counts))
     if items:
-        message.add(f"{len(items)} {noun}", *item_lines(items, limit))
+        message.add(f"Failing now: {len(items)} {noun}", *item_lines(items, limit))
     if not isinstance(exc, RecordsNotSynced) and exc is not None:
         message.add("Error", str(exc) or type(exc).__name__)
     steps = []

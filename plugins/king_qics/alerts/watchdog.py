@@ -175,8 +175,11 @@ def check_digest(adm, store, now: datetime, context: dict) -> list[str]:
     records = failing_records(store, adm.id)
     invoices = failing_invoices(store, adm.id)
     hours = adm.notifications.invoices_waiting_hours or 24
+    failing = {item.what for item in invoices}
     waiting = [
-        item for item in waiting_invoices(store, adm.id, timedelta(hours=hours), now) if item not in invoices
+        item
+        for item in waiting_invoices(store, adm.id, timedelta(hours=hours), now)
+        if item.what not in failing
     ]
     holding = {name: row for name, row in state.holding().items() if not name.startswith("task:")}
     message = Message(
