@@ -272,3 +272,19 @@ def test_invoices_waiting_too_long_are_told_once_and_resolved_once_and_the_diges
         "invoices_waiting_resolved",
     ]
     assert noord[-1].subject == "[king-qics] noord: resolved: no invoice waits longer than 0.0005 h any more"
+
+
+def test_an_alert_the_smtp_server_did_not_take_is_told_by_the_next_check(alerting, smtp, monkeypatch):
+    from sandbox.server import free_port
+
+    _, dags = alerting
+    dag_bag = dags({"stalled_minutes": 1}, noord=ALL_DAY)  # no export ran today: stalled
+    down = {**smtp.connection(), "port": free_port()}  # nothing listens there
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_ALERTS", json.dumps(down))
+    _, states = run(dag_bag, WATCHDOG)
+    assert states == {"watch": "failed"} and smtp.mails == []
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_ALERTS", json.dumps(smtp.connection()))
+    _, states = run(dag_bag, WATCHDOG)
+    run(dag_bag, WATCHDOG)
+    assert states == {"watch": "success"}
+    assert [mail.kind for mail in smtp.mails if "noord" in mail.subject] == ["stalled"]

@@ -35,15 +35,20 @@ def watch(config_path: str, **context) -> dict:
     store = state_store(config)
     now = utcnow()
     told: dict[str, list[str]] = {}
+    unsent: list[str] = []
     for adm in config.administrations:
         if not adm.enabled or not adm.notifications.has_channel:
             continue
-        told[adm.id] = [
-            *check_stalled(adm, store, now, context),
-            *check_waiting(adm, store, now, context),
-            *check_digest(adm, store, now, context),
-        ]
+        told[adm.id] = []
+        for check in (check_stalled, check_waiting, check_digest):
+            try:
+                told[adm.id] += check(adm, store, now, context)
+            except Exception:  # one channel down must not silence the other administrations
+                log.exception("%s: %s could not tell what it found", adm.id, check.__name__)
+                unsent.append(f"{adm.id} ({check.__name__})")
         log.info("%s: %s", adm.id, ", ".join(told[adm.id]) or "nothing to tell")
+    if unsent:
+        raise RuntimeError(f"alerts not sent (told again by the next check): {', '.join(unsent)}")
     return told
 
 
