@@ -125,12 +125,16 @@ def on_task_succeeded(config_path: str, administration_id: str, context: dict) -
     its own last failure is over (the next one is told again)."""
     from king_qics.alerts.channels import send
     from king_qics.state.alerts import AlertState
+    from king_qics.tasks import administration, state_store
 
     ti = context["ti"]
-    adm, store = _load(config_path, administration_id)
+    adm, config = administration(config_path, administration_id)
     kind = dag_kind(ti.dag_id)
-    state = AlertState(store, adm.id)
-    if kind == EXPORT_FLOW and ti.task_id == "export":
+    is_export = kind == EXPORT_FLOW and ti.task_id == "export"
+    if not is_export and not adm.notifications.has_channel:
+        return  # nothing to keep, nothing that could be told
+    state = AlertState(state_store(config), adm.id)
+    if is_export:
         state.ran_through(EXPORT_FLOW)
     holding = state.holding()
     if not holding:
