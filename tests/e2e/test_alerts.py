@@ -115,6 +115,12 @@ def test_a_task_failed_after_its_last_attempt_is_one_message_and_retries_send_no
     alerting, smtp, webhook
 ):
     sandbox, dags = alerting
+    fixture = secrets_fixture()
+    debtors = fixture["king"]["administrations"][0]["tables"]["DEB"]
+    next(d for d in debtors if d["NR"] == 10008)["NAAM"] = (
+        "Zorggroep Bakker Thuiszorg en Wijkverpleging Noord-Holland B.V."
+    )
+    sandbox.load(fixture)  # Qics refuses a name over 50 characters
     dag_bag = dags({"webhook_conn_id": "alerts_webhook"})
     # VAT codes: Qics answers 500 to every attempt of the hook's first try, so Airflow retries the task
     sandbox.faults("qics", {"kind": "http_500", "count": 5, "operations": ["GET VatCode"]})
@@ -125,14 +131,16 @@ def test_a_task_failed_after_its_last_attempt_is_one_message_and_retries_send_no
     mail = smtp.mails[0]
     assert (
         mail.subject
-        == "[king-qics] noord: master_data.customers failed: 1 customers record of noord not synced"
+        == "[king-qics] noord: master_data.customers failed: 2 customers records of noord not synced"
     )
     body = text_of(mail.html)
     assert "Administration: Adviesbureau Noord B.V. (noord)" in body
     assert f"DAG: {MASTER_DATA}" in body and "Task: customers" in body
-    assert "read 12, new 7, changed 4, unchanged 0, failed 1, pending 1" in body
+    assert "read 12, new 6, changed 4, unchanged 0, failed 2, pending 1" in body
     assert "customers 10006: PaymentConditionId: King BETCOND 9 does not exist in King" in body
+    assert "customers 10008: Qics rejected CustomerCompany: Name: The field Name must be a string" in body
     assert "a record fails on a lookup:" in body and "param keys" in body
+    assert "Qics rejects a record: Qics refused the record for its own data" in body
     assert f"/dags/{MASTER_DATA}/runs/" in mail.html and "/tasks/customers?try_number=1" in mail.html
     assert "/king-qics/administrations/noord" in mail.html
     assert [hook["path"] for hook in webhook.received] == [WEBHOOK_PATH]
