@@ -296,3 +296,19 @@ def test_an_alert_the_smtp_server_did_not_take_is_told_by_the_next_check(alertin
     run(dag_bag, WATCHDOG)
     assert states == {"watch": "success"}
     assert [mail.kind for mail in smtp.mails if "noord" in mail.subject] == ["stalled"]
+
+
+def test_a_task_failing_on_an_api_fault_through_its_retries_is_told_once_after_its_last_try(alerting, smtp):
+    sandbox, dags = alerting
+    dag_bag = dags()
+    sandbox.faults("qics", {"kind": "http_503", "operations": ["GET ItemCompany"]})  # every attempt
+    dag_run, states = run(dag_bag, MASTER_DATA)
+    assert states["items"] == "failed" and dag_run.get_task_instance("items").try_number == 4  # 3 retries
+    assert sorted(mail.subject for mail in smtp.mails) == [
+        "[king-qics] noord: master_data.customers failed: 1 customers record of noord not synced",
+        "[king-qics] noord: master_data.items failed: TransientError",
+    ]
+    (items,) = [mail for mail in smtp.mails if "items" in mail.subject]
+    body = text_of(items.html)
+    assert "Task: items" in body and "try 4" in body and "HTTP 503" in body
+    assert "a task failed after all its retries on an API fault: King or Qics did not answer" in body

@@ -93,8 +93,13 @@ def on_task_failed(config_path: str, administration_id: str, context: dict) -> N
         log.info("%s failed while %s is told (credentials); not told on its own", ti.task_id, told)
         return
     message, items = task_failed_message(adm, store, ti, exc, counts, notifications.max_items)
-    if state.tell(f"task:{kind}:{ti.task_id}", fingerprint(message.subject, items)):
-        send(message, notifications, context)
+    condition = f"task:{kind}:{ti.task_id}"
+    if state.tell(condition, fingerprint(message.subject, items)):
+        try:
+            send(message, notifications, context)
+        except Exception:
+            state.clear(condition)  # not told: the next failure tells it
+            raise
     else:
         log.info("%s failed as last told (the same records and reasons): not told again", ti.task_id)
 
