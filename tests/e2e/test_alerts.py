@@ -36,6 +36,8 @@ from tests.reliability.test_secrets import (
 )
 
 RECIPIENTS = ["finance@kqs.example", "ops@kqs.example"]
+# The stalled check counts from the start of today's window: with the window from 00:00 and
+# stalled_minutes 1, a test started in the first minute after midnight (Amsterdam) sees no stall yet.
 ALL_DAY = {"schedule": {"start": "00:00", "end": "23:59", "interval_minutes": 15}}
 NOTIFY = {
     "email_conn_id": "smtp_alerts",
