@@ -201,7 +201,9 @@ def test_king_refusing_the_partner_key_is_a_credentials_message(alerting, smtp, 
         mail.subject
         == "[king-qics] noord: King refuses the partner key or environment code: a person must act"
     )
-    assert "correct the connection king_noord" in text_of(mail.html)
+    body = text_of(mail.html)
+    assert "King refused the partner key: check that the partner key of connection king_noord" in body
+    assert "Correct connection king_noord (Admin -> Connections), run the preflight" in body
     assert "kqs-wrong-partner-key-0c4d" not in mail.raw
 
 

@@ -62,3 +62,16 @@ def test_webhook_payloads():
     card = teams["attachments"][0]["content"]
     assert teams["type"] == "message" and card["type"] == "AdaptiveCard"
     assert [block["text"] for block in card["body"]] == ["subject", "text"]
+
+
+def test_the_king_step_follows_what_king_refused():
+    partner = advice.king_refused(
+        "king_noord", "King refused the login: Inloggen mislukt: ongeldige partnerkey."
+    )
+    assert partner.startswith(
+        "King refused the partner key: check that the partner key of connection king_noord"
+    )
+    environment = advice.king_refused("king_noord", "Inloggen mislukt: ongeldige omgevingscode.")
+    assert environment.startswith("King refused the environment code: check that the environment code")
+    both = advice.king_refused("king_noord", "geen toegang")
+    assert "partner key or the environment code" in both and "environment_code" in both

@@ -90,14 +90,34 @@ def qics_reauthorize(conn_id: str, host: str | None, client_id: str | None) -> s
     )
 
 
-def king_refused(conn_id: str) -> str:
-    return (
-        f"King refused the partner key or the environment code of connection {conn_id}: check both with "
-        "the administration's King Finance (Cloudswitch) environment (the partner key is the one issued "
-        "to this integration, the environment code that of the administration), correct the connection "
-        f"{conn_id} (Admin -> Connections), run the preflight (king_qics__preflight) and clear the failed "
-        "tasks."
+def king_refused(conn_id: str, reason: str = "") -> str:
+    """The step for what King refused: its Foutmelding names the partner key or the environment code
+    (docs/sandboxes.md row 12: King's texts are not catalogued, so both are named otherwise)."""
+    text = reason.lower()
+    partner = (
+        f"the partner key of connection {conn_id} (its extra partner_key) is the one King Finance issued "
+        "to this integration; a partner key may be allowed only from known IP addresses (a hint in public "
+        "client code, docs/research_evidence.md): ask King's partner support to allow the workers' "
+        "outbound address"
     )
+    environment = (
+        f"the environment code of connection {conn_id} (its extra environment_code) is that of this "
+        "administration's King Finance (Cloudswitch) environment, as its owner gives it"
+    )
+    if "partner" in text and "omgeving" not in text and "environment" not in text:
+        steps = [f"King refused the partner key: check that {partner}."]
+    elif ("omgeving" in text or "environment" in text) and "partner" not in text:
+        steps = [f"King refused the environment code: check that {environment}."]
+    else:
+        steps = [
+            f"King refused the partner key or the environment code: check that {partner}, and that "
+            f"{environment}."
+        ]
+    steps.append(
+        f"Correct connection {conn_id} (Admin -> Connections), run the preflight (king_qics__preflight) "
+        "and clear the failed tasks."
+    )
+    return "\n".join(steps)
 
 
 def qics_refused(conn_id: str) -> str:

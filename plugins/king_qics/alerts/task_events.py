@@ -192,7 +192,7 @@ def credentials_message(adm, ti, exc: BaseException, system: str) -> Message:
             what = advice.qics_refused(adm.qics_conn_id)
         subject = f"{adm.id}: Qics refuses the sync's credentials: a person must act"
     else:
-        what = advice.king_refused(adm.king_conn_id)
+        what = advice.king_refused(adm.king_conn_id, str(exc))
         subject = f"{adm.id}: King refuses the partner key or environment code: a person must act"
     message = Message("credentials", adm.id, subject, links=_links(adm, ti))
     message.add("", *_where(adm, ti))
