@@ -10,7 +10,7 @@ import gc
 
 from king_qics.catalog import config_path
 from king_qics.config import load_administrations
-from king_qics.dag_factory import build_dags, config_error_dag
+from king_qics.dag_factory import build_dags, build_watchdog_dag, config_error_dag
 from king_qics.dag_preflight import build_preflight_dag
 
 CONFIG_PATH = config_path(__file__)
@@ -28,6 +28,8 @@ try:
     if _config.administrations:
         _preflight = build_preflight_dag(_config.administrations, str(CONFIG_PATH))
         globals()[_preflight.dag_id] = _preflight
+        _watchdog = build_watchdog_dag(str(CONFIG_PATH))
+        globals()[_watchdog.dag_id] = _watchdog
 finally:
     gc.enable()
 if _config.errors:

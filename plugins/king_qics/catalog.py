@@ -17,6 +17,7 @@ DAILY_CUTOFF = (7, 0)
 CONFIG_ENV = "KING_QICS_CONFIG"
 CONFIG_NAME = "administrations.yaml"
 PREFLIGHT_DAG_ID = "king_qics__preflight"
+WATCHDOG_DAG_ID = "king_qics__alerts"  # the alerts' own checks (king_qics.alerts.watchdog)
 
 
 class DagKind(StrEnum):

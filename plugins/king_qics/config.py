@@ -85,6 +85,41 @@ class Defaults(_Strict):
     project_is_budget_mandatory_on_time_entry: bool = False
 
 
+class Notifications(_Strict):
+    """Where an administration's alerts go and which are sent (README *Alerts*). The top-level
+    ``notifications`` block is the default; an administration's own block overrides it key by key.
+    Nothing is sent while no channel is set (no ``email_conn_id`` + ``email_to``, no webhook)."""
+
+    email_conn_id: str | None = None  # an Airflow SMTP connection (providers-smtp)
+    email_to: list[str] = Field(default_factory=list)
+    email_from: str | None = None  # default: the SMTP connection's from_email
+    webhook_conn_id: str | None = None  # an HTTP connection whose host is the incoming-webhook URL
+    webhook_kind: Literal["slack", "teams"] = "slack"
+    task_failed: bool = True  # a task failed after its last attempt (never per retry)
+    credentials: bool = True  # Qics token chain broken, King partner key / environment code refused
+    invoices_waiting_hours: float | None = Field(24, gt=0)  # None: off
+    stalled_minutes: int | None = Field(90, ge=1)  # no export run through for this long, in the window
+    daily_digest: str | None = None  # HH:MM (Amsterdam): everything failing or waiting, once a day
+    max_items: int = Field(20, ge=1)  # keys or invoices listed per message, then "and N more"
+
+    @field_validator("daily_digest")
+    @classmethod
+    def _digest_hh_mm(cls, value: str | None) -> str | None:
+        if value is not None and not _TIME.match(value):
+            raise ValueError(f"must be a time HH:MM (00:00..23:59), got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _email_complete(self) -> Notifications:
+        if bool(self.email_conn_id) != bool(self.email_to):
+            raise ValueError("email_conn_id and email_to go together (an SMTP connection and its recipients)")
+        return self
+
+    @property
+    def has_channel(self) -> bool:
+        return bool(self.email_conn_id or self.webhook_conn_id)
+
+
 class Administration(_Strict):
     """One King administration synced to one Qics company."""
 
@@ -101,6 +136,7 @@ class Administration(_Strict):
     schedule: Schedule = Schedule()
     pools: Pools = Pools()
     defaults: Defaults = Defaults()
+    notifications: Notifications = Notifications()
     enabled: bool = True
 
     @property
@@ -113,6 +149,7 @@ class Settings(_Strict):
     """Top level of administrations.yaml; ``administrations`` is validated entry by entry."""
 
     state_store_conn_id: str | None = None
+    notifications: dict[str, Any] = Field(default_factory=dict)  # the default of every entry's block
     administrations: list[Any] = Field(default_factory=list)
 
 
@@ -178,11 +215,15 @@ def parse_administrations(data: Any) -> LoadResult:
         result.errors.append(ConfigError(None, "must be a mapping with an 'administrations' list"))
         return result
     top = {key: value for key, value in data.items() if key != "administrations"}
+    default_notifications: dict[str, Any] = {}
     try:
         settings = Settings.model_validate({**top, "administrations": []})
         result.state_store_conn_id = settings.state_store_conn_id
+        Notifications.model_validate(settings.notifications)
+        default_notifications = settings.notifications
     except ValidationError as exc:
-        message, fields = _describe(exc)
+        prefix = "notifications." if exc.title == Notifications.__name__ else ""
+        message, fields = _describe(exc, prefix)
         result.errors.append(ConfigError(None, message, fields))
     entries = data.get("administrations") or []
     if not isinstance(entries, list):
@@ -197,6 +238,8 @@ def parse_administrations(data: Any) -> LoadResult:
         if not isinstance(entry, dict):
             result.errors.append(ConfigError(name, "must be a mapping of settings", (), position))
             continue
+        if default_notifications and isinstance(entry.get("notifications", {}), dict):
+            entry = {**entry, "notifications": {**default_notifications, **entry.get("notifications", {})}}
         try:
             adm = Administration.model_validate(entry)
         except ValidationError as exc:

@@ -12,6 +12,7 @@ from airflow.sdk import DAG, MultipleCronTriggerTimetable, Param
 from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryAction, RetryRule
 
 from king_qics import catalog, dag_docs
+from king_qics.alerts.notifier import task_callbacks, watch
 from king_qics.tasks.invoices import export_invoices, report_invoices, select_invoices
 from king_qics.tasks.master_data import reconcile, sync_master_data
 
@@ -41,8 +42,9 @@ RETRY_POLICY = ExceptionRetryPolicy(
 )
 
 
-def default_args(pool: str) -> dict:
+def default_args(pool: str, callbacks: dict | None = None) -> dict:
     return {
+        **(callbacks or {}),
         "owner": "king-qics-sync",
         "retries": 3,
         "retry_delay": timedelta(minutes=1),
@@ -116,6 +118,7 @@ def _dag(
     writes_to: str,
     doc_md: str,
     params: dict | None = None,
+    config_path: str | None = None,
 ) -> DAG:
     """The conventions every DAG shares: the daily window schedule in Europe/Amsterdam, one run at a
     time, no catchup, retries with backoff, the pool of the API it writes to, params, tags."""
@@ -129,7 +132,9 @@ def _dag(
         start_date=None,
         catchup=False,
         max_active_runs=1,
-        default_args=default_args(pool_name(adm, writes_to)),
+        default_args=default_args(
+            pool_name(adm, writes_to), task_callbacks(config_path, adm.id) if config_path else None
+        ),
         params={**_params(), **(params or {})},
         tags=["king-qics-sync", f"administration:{adm.id}", f"direction:{direction}", kind.replace("_", "-")],
         doc_md=doc_md,
@@ -145,6 +150,7 @@ def build_master_data_dag(adm, config_path: str) -> DAG:
         writes_to="qics",
         params={"reconcile": flag("Also compare King with Qics now (daily anyway); writes nothing")},
         doc_md=dag_docs.master_data(adm),
+        config_path=config_path,
     )
     with dag:
         tasks = _entity_tasks(adm, config_path, catalog.DagKind.MASTER_DATA)
@@ -170,6 +176,7 @@ def build_projects_employees_dag(adm, config_path: str) -> DAG:
         interval_minutes=adm.projects_employees_interval_minutes,
         writes_to="qics",
         doc_md=dag_docs.projects_employees(adm),
+        config_path=config_path,
     )
     with dag:
         tasks = _entity_tasks(adm, config_path, catalog.DagKind.PROJECTS_EMPLOYEES)
@@ -216,6 +223,7 @@ def build_invoice_export_dag(adm, config_path: str) -> DAG:
         interval_minutes=adm.schedule.interval_minutes,
         writes_to="king",
         doc_md=dag_docs.invoice_export(adm),
+        config_path=config_path,
     )
     with dag:
         ids = {"config_path": config_path, "administration_id": adm.id}
@@ -233,6 +241,27 @@ def build_dags(adm, config_path: str) -> list[DAG]:
         build_projects_employees_dag(adm, config_path),
         build_invoice_export_dag(adm, config_path),
     ]
+
+
+def build_watchdog_dag(config_path: str, interval_minutes: int = 10) -> DAG:
+    """The alerts' own checks (king_qics.alerts.watchdog), every ``interval_minutes`` round the
+    clock, for every administration: a stalled invoice export, invoices waiting, the daily digest."""
+    dag = DAG(
+        dag_id=catalog.WATCHDOG_DAG_ID,
+        description="King <-> Qics alerts: stalled invoice export, invoices waiting, daily digest",
+        schedule=f"*/{interval_minutes} * * * *",
+        start_date=None,
+        catchup=False,
+        max_active_runs=1,
+        default_args={"owner": "king-qics-sync", "retries": 1, "retry_delay": timedelta(minutes=1)},
+        tags=["king-qics-sync", "alerts"],
+        doc_md="Checks what the sync's own runs cannot tell: no invoice export through the ledger for "
+        "`stalled_minutes` inside the window, invoices not booked for `invoices_waiting_hours`, and "
+        "sends the `daily_digest`; each condition once, and once more when it clears (README *Alerts*).",
+    )
+    with dag:
+        _task("watch", watch, config_path=config_path)
+    return dag
 
 
 class ConfigurationError(ValueError):

@@ -94,13 +94,13 @@ def test_each_administration_has_its_dags(parsed):
         for adm in administration_ids()
         for kind in ("master_data", "projects_employees", "invoice_export")
     }
-    assert expected | {"king_qics__preflight"} == set(parsed["dags"])
+    assert expected | {"king_qics__preflight", "king_qics__alerts"} == set(parsed["dags"])
 
 
 def test_conventions(parsed):
     for dag_id, dag in parsed["dags"].items():
-        if dag_id == "king_qics__preflight":
-            continue  # manual and read-only (its own test)
+        if dag_id in ("king_qics__preflight", "king_qics__alerts"):
+            continue  # manual and read-only, or the alerts' checks (their own tests)
         adm = dag_id.split("__")[1]
         assert f"administration:{adm}" in dag["tags"], dag_id
         assert any(tag.startswith("direction:") for tag in dag["tags"]), dag_id
@@ -118,6 +118,12 @@ def test_the_preflight_dag_has_a_task_per_administration_in_its_king_pool(parsed
     assert all(task["pool"] == f"king_qics__{tid[10:]}__king" for tid, task in dag["tasks"].items())
     assert {"administration", "write_probe", "journal"} <= set(dag["params"]) and dag["doc_md"]
     assert "preflight" in dag["tags"] and dag["max_active_runs"] == 1
+
+
+def test_the_alerts_dag_checks_every_ten_minutes(parsed):
+    dag = parsed["dags"]["king_qics__alerts"]
+    assert set(dag["tasks"]) == {"watch"} and "alerts" in dag["tags"] and dag["doc_md"]
+    assert dag["max_active_runs"] == 1 and dag["catchup"] is False
 
 
 def test_master_data_task_order(parsed):

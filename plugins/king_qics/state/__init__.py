@@ -19,9 +19,12 @@ Tables are created on first use (``StateStore.create_schema``); each concern has
   (see ``InvoiceLedger`` and docs/invoice_export.md);
 - ``reconciliations`` and ``reconciliation_differences``: the latest reconciliation per
   administration and entity (``king_qics.sync.reconcile``): its counts, and every record and field
-  where Qics differs from what King says it should be.
+  where Qics differs from what King says it should be;
+- ``alert_conditions`` and ``flow_heartbeats``: which alert conditions hold and were told, and when
+  the invoice export last ran through (``AlertState``, king_qics.alerts).
 """
 
+from king_qics.state.alerts import AlertState
 from king_qics.state.ledger import (
     EXPORT_DONE_STATES,
     EXPORT_OPEN_STATES,
@@ -40,6 +43,8 @@ from king_qics.state.records import (
 )
 from king_qics.state.store import STATE_CONN_ID_ENV, STATE_FILE_NAME, StateStore, default_url, utcnow
 from king_qics.state.tables import (
+    alert_conditions,
+    flow_heartbeats,
     invoice_exports,
     metadata,
     oauth_tokens,
@@ -57,6 +62,7 @@ from king_qics.state.tokens import (
 )
 
 __all__ = [
+    "AlertState",
     "EXPORT_DONE_STATES",
     "EXPORT_OPEN_STATES",
     "STATE_CONN_ID_ENV",
@@ -70,8 +76,10 @@ __all__ = [
     "SyncedRecords",
     "Watermarks",
     "add_run_report",
+    "alert_conditions",
     "claim_oauth_refresh",
     "default_url",
+    "flow_heartbeats",
     "invoice_exports",
     "last_reconciled_at",
     "load_oauth_token",

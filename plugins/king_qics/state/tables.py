@@ -151,3 +151,28 @@ sa.Index(
     reconciliation_differences.c.entity,
     reconciliation_differences.c.king_key,
 )
+
+
+# Alerts (king_qics.alerts): one row per administration and condition ("stalled", "invoices_waiting",
+# "credentials:qics", "credentials:king", "digest"): open while it holds, so it is told once, and
+# once more when it clears.
+alert_conditions = sa.Table(
+    "alert_conditions",
+    metadata,
+    sa.Column("administration", sa.String(64), primary_key=True),
+    sa.Column("condition", sa.String(64), primary_key=True),
+    sa.Column("opened_at", sa.DateTime(timezone=True), nullable=True),  # NULL: not holding now
+    sa.Column("summary", sa.Text, nullable=True),  # what the opening message said, in one line
+    sa.Column("notified_at", sa.DateTime(timezone=True), nullable=True),  # the last message about it
+    sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+# When a flow last ran through (the invoice export: its export task got through the ledger, with
+# or without failed invoices): what the stalled-flow check compares with.
+flow_heartbeats = sa.Table(
+    "flow_heartbeats",
+    metadata,
+    sa.Column("administration", sa.String(64), primary_key=True),
+    sa.Column("flow", sa.String(64), primary_key=True),
+    sa.Column("last_ok_at", sa.DateTime(timezone=True), nullable=False),
+)
