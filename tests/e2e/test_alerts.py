@@ -36,8 +36,6 @@ from tests.reliability.test_secrets import (
 )
 
 RECIPIENTS = ["finance@kqs.example", "ops@kqs.example"]
-# The stalled check counts from the start of today's window: with the window from 00:00 and
-# stalled_minutes 1, a test started in the first minute after midnight (Amsterdam) sees no stall yet.
 ALL_DAY = {"schedule": {"start": "00:00", "end": "23:59", "interval_minutes": 15}}
 NOTIFY = {
     "email_conn_id": "smtp_alerts",
@@ -56,6 +54,23 @@ SECRETS = [
     SMTP_PASSWORD,
     WEBHOOK_PATH,
 ]
+
+
+@pytest.fixture
+def clear_of_midnight():
+    """The stalled check counts from the start of today's window and the digest comes once a day:
+    with the window from 00:00 and stalled_minutes 1, a test running across midnight (Amsterdam) or
+    in its first minutes would see a new day. Such a test waits until 00:02 first."""
+    import time
+
+    import pendulum
+
+    now = pendulum.now("Europe/Amsterdam")
+    tomorrow = now.add(days=1).start_of("day")
+    if tomorrow - now < pendulum.duration(minutes=8):
+        time.sleep((tomorrow.add(minutes=2) - now).total_seconds())
+    elif now - now.start_of("day") < pendulum.duration(minutes=2):
+        time.sleep((now.start_of("day").add(minutes=2) - now).total_seconds())
 
 
 @pytest.fixture
@@ -207,7 +222,9 @@ def test_king_refusing_the_partner_key_is_a_credentials_message(alerting, smtp, 
     assert "kqs-wrong-partner-key-0c4d" not in mail.raw
 
 
-def test_a_stalled_invoice_export_is_told_once_and_resolved_once(alerting, smtp, monkeypatch):
+def test_a_stalled_invoice_export_is_told_once_and_resolved_once(
+    alerting, smtp, monkeypatch, clear_of_midnight
+):
     sandbox, dags = alerting
     dag_bag = dags({"stalled_minutes": 1}, noord=ALL_DAY)  # zuid: its window, stalled_minutes 1 too
     sandbox.admin("qics", "POST", "oauth/revoke")
@@ -236,7 +253,7 @@ def test_a_stalled_invoice_export_is_told_once_and_resolved_once(alerting, smtp,
 
 
 def test_invoices_waiting_too_long_are_told_once_and_resolved_once_and_the_digest_comes_once(
-    alerting, smtp, monkeypatch
+    alerting, smtp, monkeypatch, clear_of_midnight
 ):
     import time
 
@@ -286,7 +303,9 @@ def test_invoices_waiting_too_long_are_told_once_and_resolved_once_and_the_diges
     assert noord[-1].subject == "[king-qics] noord: resolved: no invoice waits longer than 0.0005 h any more"
 
 
-def test_an_alert_the_smtp_server_did_not_take_is_told_by_the_next_check(alerting, smtp, monkeypatch):
+def test_an_alert_the_smtp_server_did_not_take_is_told_by_the_next_check(
+    alerting, smtp, monkeypatch, clear_of_midnight
+):
     from sandbox.server import free_port
 
     _, dags = alerting
