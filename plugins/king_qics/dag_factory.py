@@ -92,6 +92,40 @@ def flag(description: str) -> Param:
     return Param(False, type="boolean", description=description, **{"$schema": JSON_SCHEMA_DRAFT})
 
 
+def keys_param(kind: catalog.DagKind) -> Param:
+    """``keys``: per entity of this DAG, King keys to sync now (only those; the other entities'
+    tasks are skipped). Empty: a normal run."""
+    names = [entity.name for entity in catalog.entities_of(kind)]
+    return Param(
+        {},
+        type="object",
+        title="King keys to sync now",
+        description=(
+            "Per entity, the King keys to sync now, compared with Qics itself (hashes and watermarks "
+            f'ignored); the other entities are skipped. E.g. {{"{names[-1]}": ["10006"]}}. Entities: '
+            + ", ".join(names)
+        ),
+        properties={name: {"type": "array", "items": {"type": "string"}} for name in names},
+        additionalProperties=False,
+        **{"$schema": JSON_SCHEMA_DRAFT},
+    )
+
+
+def invoices_param() -> Param:
+    """``invoices``: Qics invoice numbers to retry now (only those). Empty: a normal run."""
+    return Param(
+        [],
+        type="array",
+        items={"type": "string"},
+        title="Invoices to retry now",
+        description=(
+            "Qics invoice numbers (one per line) to retry now, whatever they wait for; nothing else is "
+            "exported. A booked invoice is exported again only when King no longer has its booking."
+        ),
+        **{"$schema": JSON_SCHEMA_DRAFT},
+    )
+
+
 def _task(task_id: str, python_callable, trigger_rule: str = "all_success", **op_kwargs) -> PythonOperator:
     """One task calling ``python_callable(**op_kwargs, **context)``; its return value is the XCom.
 
@@ -143,7 +177,10 @@ def build_master_data_dag(adm, config_path: str) -> DAG:
         description=f"King -> Qics master data of {adm.name}",
         interval_minutes=adm.schedule.interval_minutes,
         writes_to="qics",
-        params={"reconcile": flag("Also compare King with Qics now (daily anyway); writes nothing")},
+        params={
+            "reconcile": flag("Also compare King with Qics now (daily anyway); writes nothing"),
+            "keys": keys_param(catalog.DagKind.MASTER_DATA),
+        },
         doc_md=dag_docs.master_data(adm),
     )
     with dag:
@@ -169,6 +206,7 @@ def build_projects_employees_dag(adm, config_path: str) -> DAG:
         description=f"King -> Qics employees and projects of {adm.name}",
         interval_minutes=adm.projects_employees_interval_minutes,
         writes_to="qics",
+        params={"keys": keys_param(catalog.DagKind.PROJECTS_EMPLOYEES)},
         doc_md=dag_docs.projects_employees(adm),
     )
     with dag:
@@ -215,6 +253,7 @@ def build_invoice_export_dag(adm, config_path: str) -> DAG:
         description=f"Qics -> King invoice export of {adm.name}",
         interval_minutes=adm.schedule.interval_minutes,
         writes_to="king",
+        params={"invoices": invoices_param()},
         doc_md=dag_docs.invoice_export(adm),
     )
     with dag:
