@@ -25,6 +25,8 @@ Tables are created on first use (``StateStore.create_schema``); each concern has
 from king_qics.state.ledger import (
     EXPORT_DONE_STATES,
     EXPORT_OPEN_STATES,
+    ON_DEMAND_STATES,
+    REEXPORT_FROM,
     TRANSITIONS,
     Claim,
     ClaimLost,
@@ -59,6 +61,8 @@ from king_qics.state.tokens import (
 __all__ = [
     "EXPORT_DONE_STATES",
     "EXPORT_OPEN_STATES",
+    "ON_DEMAND_STATES",
+    "REEXPORT_FROM",
     "STATE_CONN_ID_ENV",
     "STATE_FILE_NAME",
     "TRANSITIONS",
