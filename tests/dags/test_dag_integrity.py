@@ -92,15 +92,15 @@ def test_each_administration_has_its_dags(parsed):
     expected = {
         f"king_qics__{adm}__{kind}"
         for adm in administration_ids()
-        for kind in ("master_data", "projects_employees", "invoice_export")
+        for kind in ("master_data", "projects_employees", "invoice_export", "maintenance")
     }
     assert expected | {"king_qics__preflight"} == set(parsed["dags"])
 
 
 def test_conventions(parsed):
     for dag_id, dag in parsed["dags"].items():
-        if dag_id == "king_qics__preflight":
-            continue  # manual and read-only (its own test)
+        if dag_id == "king_qics__preflight" or dag_id.endswith("__maintenance"):
+            continue  # manual only (their own tests)
         adm = dag_id.split("__")[1]
         assert f"administration:{adm}" in dag["tags"], dag_id
         assert any(tag.startswith("direction:") for tag in dag["tags"]), dag_id
@@ -118,6 +118,16 @@ def test_the_preflight_dag_has_a_task_per_administration_in_its_king_pool(parsed
     assert all(task["pool"] == f"king_qics__{tid[10:]}__king" for tid, task in dag["tasks"].items())
     assert {"administration", "write_probe", "journal"} <= set(dag["params"]) and dag["doc_md"]
     assert "preflight" in dag["tags"] and dag["max_active_runs"] == 1
+
+
+def test_each_administration_has_a_manual_maintenance_dag_in_its_qics_pool(parsed):
+    for adm in administration_ids():
+        dag = parsed["dags"][f"king_qics__{adm}__maintenance"]
+        assert set(dag["tasks"]) == {"accept_records", "accept_invoices", "start_token_chain"}
+        assert all(task["pool"] == f"king_qics__{adm}__qics" for task in dag["tasks"].values())
+        assert dag["params"] == ["accept_invoices", "accept_records", "note", "qics_refresh_token"]
+        assert {f"administration:{adm}", "maintenance"} <= set(dag["tags"]) and dag["doc_md"]
+        assert dag["max_active_runs"] == 1 and dag["catchup"] is False
 
 
 def test_master_data_task_order(parsed):

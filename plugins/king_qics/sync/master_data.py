@@ -32,7 +32,7 @@ from king_qics.catalog import DAILY_CUTOFF, TIMEZONE
 from king_qics.errors import RecordValidationError
 from king_qics.lookups import synced_ids
 from king_qics.mapping import load_mapping, record_hash
-from king_qics.state import StateStore, SyncedRecords, Watermarks, add_run_report, utcnow
+from king_qics.state import Acceptances, StateStore, SyncedRecords, Watermarks, add_run_report, utcnow
 from king_qics.sync.diff import (
     Action,
     bookkeeping_due,
@@ -67,6 +67,7 @@ class EntityReport:
     failures: dict[str, str] = field(default_factory=dict)
     waiting: dict[str, str] = field(default_factory=dict)  # the pending records: what each waits for
     outcomes: dict[str, str] | None = None  # on demand (keys): what happened to each key named
+    accepted: dict[str, str] = field(default_factory=dict)  # failed as accepted as is: not counted
 
     def tell(self, key: str, outcome: str) -> None:
         if self.outcomes is not None:
@@ -158,6 +159,8 @@ class MasterDataSync:
         report = EntityReport(self.adm.id, entity, dry_run=dry_run)
 
         self.unreadable: dict[str, str] = {}
+        self.acceptances = Acceptances(self.store, self.adm.id)
+        self.accepted = self.acceptances.of(entity)
         known = records.all()
         retry = {key for key, row in known.items() if row.pending or (row.last_error and not pending_only)}
         wanted = None if keys is None else {str(key).strip() for key in keys if str(key).strip()}
@@ -335,6 +338,8 @@ class MasterDataSync:
             report.tell(key, "unchanged (Qics holds it as mapped)")
             if not run.dry_run and bookkeeping_due(stored, digest, pending):
                 run.records.saved(key, qics_id, digest, canonical_json(payload), pending)
+            if not run.dry_run:
+                self._synced(mapping.entity, key)
             return
         if run.dry_run:
             before = current if current is not None else stored_values(stored)
@@ -355,6 +360,7 @@ class MasterDataSync:
             self._fail(report, run.records, key, reason, False, rejected_hash=digest)
             return
         run.records.saved(key, qics_id, digest, canonical_json(payload), pending)
+        self._synced(mapping.entity, key)
         setattr(report, action.value, getattr(report, action.value) + 1)
         report.tell(key, f"{'created' if action is Action.NEW else 'updated'} (Qics id {qics_id})")
 
@@ -388,7 +394,19 @@ class MasterDataSync:
         self.qics.update(mapping.qics_entity, qics_id, {**_writable(base), **payload})
         return qics_id
 
+    def _synced(self, entity: str, key: str) -> None:
+        if self.accepted.pop(key, None) is not None:  # it syncs now: its acceptance has ended
+            self.acceptances.lift(entity, key)
+
     def _fail(self, report, records, key, reason, dry_run, rejected_hash: str | None = None) -> None:
+        acceptance = self.accepted.get(key)
+        if acceptance is not None and acceptance.reason == reason:  # the failure a person accepted
+            report.accepted[key] = f"accepted as is ({acceptance.note}): {reason}"
+            report.tell(key, f"failed, accepted as is: {reason}")
+            return
+        if acceptance is not None and not dry_run:  # it fails for another reason now: listed again
+            self.accepted.pop(key)
+            self.acceptances.lift(report.entity, key)
         report.failed += 1
         report.failures[key] = reason
         report.tell(key, f"failed: {reason}")

@@ -104,6 +104,14 @@ def master_data_text(administration_id: str, report) -> tuple[str, str]:
             )
         )
         parts.append(reason_table(report.failures))
+    if report.accepted:
+        parts.append(
+            paragraph(
+                f"{records(len(report.accepted), report.entity)} failing as accepted as is (not counted, "
+                "not on the failing list; listed again when it fails for another reason):"
+            )
+        )
+        parts.append(reason_table(report.accepted))
     waiting = {key: what for key, what in report.waiting.items() if key not in report.failures}
     if waiting:
         parts.append(
