@@ -123,3 +123,12 @@ def test_the_param_is_a_list_of_invoice_numbers(dagbag):
     param = dagbag.dags[DAG_ID].params.get_param("invoices")
     assert param.value == [] and param.schema["items"] == {"type": "string"}
     assert param.resolve(["N2026001"]) == ["N2026001"]
+
+
+def test_a_dry_run_on_demand_builds_only_the_invoices_named(run_dag, sandbox, state_store):
+    dag_run, states = run_dag(DAG_ID, invoices=["N2026002"], dry_run=True)
+    assert states["export"] == "success"
+    counts = dag_run.get_task_instance("export").xcom_pull(task_ids="export")
+    assert counts["worked_on"] == 1 and counts["dry_run"]
+    assert "CreateJournaalpost" not in sandbox.calls("king")
+    assert InvoiceLedger(state_store, "noord").states() == {}

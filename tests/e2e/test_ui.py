@@ -174,7 +174,7 @@ def api_server(auth_env, airflow_db, tmp_path):
             try:
                 if requests.get(f"{base}/api/v2/monitor/health", timeout=2).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow to start
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(
@@ -384,3 +384,13 @@ def test_retry_and_accept_links_open_the_trigger_form_filled_in_and_trigger_that
         "accept_invoices": ["N2026005"],
         "note": "booked by hand in King",
     }
+
+    # a user who may only read runs: Airflow refuses the trigger, and the form says so
+    browser.delete_all_cookies()
+    login(browser, api_server, "viewer")
+    browser.get(page)
+    failing = wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "table[data-list=failing]")))
+    failing.find_element(By.CSS_SELECTOR, "a[data-action='retry now']").click()
+    wait.until(ready.presence_of_element_located((By.ID, "param_keys")))
+    browser.find_element(By.CSS_SELECTOR, "#trigger button[type=submit]").click()
+    wait.until(ready.text_to_be_present_in_element((By.ID, "result"), "Airflow refused (HTTP 403)"))

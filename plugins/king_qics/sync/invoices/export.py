@@ -151,7 +151,7 @@ class InvoiceExport(AfterBooking, OnDemand):
         """
         report = report or ExportReport(self.adm.id, dry_run=dry_run)
         if dry_run:
-            return self._dry_run(report, snapshots)
+            return self._dry_run(report, snapshots, numbers)
         lease = self.lease  # refuses a configuration whose calls could outlive a claim, before anything
         rows = []
         listed = (
@@ -382,13 +382,15 @@ class InvoiceExport(AfterBooking, OnDemand):
         if not self.ledger.renew(claim):
             raise ClaimLost(f"invoice {claim.invoice_id}: claim (epoch {claim.epoch}) taken over")
 
-    def _dry_run(self, report: ExportReport, snapshots: list[dict] | None) -> ExportReport:
+    def _dry_run(self, report: ExportReport, snapshots: list[dict] | None, numbers=None) -> ExportReport:
         if snapshots is None:
-            snapshots = self.select_from_qics(dry_run=True, report=report)
+            snapshots = self.select_from_qics(dry_run=True, report=report, numbers=numbers)
         open_rows = {row.invoice_id: row for row in self.ledger.rows((S.SELECTED.value,))}
         for snapshot in snapshots:
             open_rows.pop(int(snapshot["InvoiceHeaderId"]), None)
         snapshots = snapshots + [json.loads(r.invoice_json) for r in open_rows.values() if r.invoice_json]
+        if numbers is not None:  # on demand: only the invoices named
+            snapshots = [s for s in snapshots if str(s.get("InvoiceNumber") or "").strip() in numbers]
         report.worked_on += len(snapshots)
         refs = king_refs(self.king, snapshots) if snapshots else None
         for snapshot in snapshots:
