@@ -23,6 +23,10 @@ everything (initial load, repair), or `dry_run` to see what would change without
 `reconcile: true`, else skipped) compares every record and field King says Qics should hold with
 what Qics holds, writes to neither, and logs and stores the differences (the King <-> Qics page).
 Trigger with `{{"reconcile": true, "dry_run": true}}` for the report alone.
+
+`keys` (per entity, King keys, e.g. `{{"keys": {{"customers": ["10006"]}}}}`) syncs exactly those
+records now, compared with what Qics holds (no hash or watermark trusted or moved); the other
+entities and the reconciliation are skipped; the task logs per key what happened.
 """
 
 
@@ -67,7 +71,8 @@ books each processed QicsMilestones invoice of company {adm.qics_company_id} dat
 - `report`: the run's counts and the ledger's backlog (failing and waiting invoices).
 
 `dry_run`: builds and logs the bookings, posts nothing, leaves the ledger as it is.
-See docs/invoice_export.md.
+`invoices` (invoice numbers) retries exactly those now; a booked one is exported again only once
+King no longer holds its booking (checked first). See docs/invoice_export.md.
 """
 
 

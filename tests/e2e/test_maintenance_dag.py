@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from urllib.parse import parse_qs, urlsplit
 
 import requests
@@ -147,6 +148,10 @@ def test_a_new_token_chain_from_the_trigger_form_without_shell_access_and_never_
         stored = conn.execute(sa.select(oauth_tokens)).all()
     assert stored and all(new_token not in json.dumps([str(v) for v in row]) for row in stored)
 
+    # Airflow's metadata database has it in one place only: the run's conf (Airflow keeps a run's
+    # params with the run), where it is spent (above)
+    assert tables_holding(new_token) == ["dag_run"]
+
     clear_process_cache()
     run_dag(MASTER_DATA)  # the connection itself was not touched
     assert customers_city(sandbox, "10002") == "Amersfoort"
@@ -159,3 +164,20 @@ def customers_city(sandbox, code: str) -> str:
         for r in records
         if str(r["CustomerCode"]) == code and str(r["CompanyId"]) == "1"
     )
+
+
+def tables_holding(text: str) -> list[str]:
+    """The tables of Airflow's (SQLite) metadata database with ``text`` in any row."""
+    from airflow.configuration import conf
+
+    path = conf.get("database", "sql_alchemy_conn").removeprefix("sqlite:///")
+    found = []
+    with sqlite3.connect(path) as db:
+        for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+            rows = db.execute(f'SELECT * FROM "{table}"').fetchall()  # noqa: S608 - names from the db
+            values = (
+                v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for r in rows for v in r
+            )
+            if any(text in value for value in values):
+                found.append(table)
+    return found
