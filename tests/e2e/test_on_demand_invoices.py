@@ -6,7 +6,9 @@ fails (its customer 19999 is no King debtor)."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from collections import Counter
 
 import pytest
@@ -132,3 +134,29 @@ def test_a_dry_run_on_demand_builds_only_the_invoices_named(run_dag, sandbox, st
     assert counts["worked_on"] == 1 and counts["dry_run"]
     assert "CreateJournaalpost" not in sandbox.calls("king")
     assert InvoiceLedger(state_store, "noord").states() == {}
+
+
+def test_on_demand_an_unknown_outcome_keeps_its_grace_then_is_posted_once(
+    run_dag, sandbox, state_store, monkeypatch
+):
+    """A booking whose outcome is unknown (King answered 500: committed or not?) is looked up first
+    on demand too, and posted again only after the King profile's outcome grace: never twice."""
+    sandbox.faults("king", {"kind": "http_500", "probability": 1, "operations": ["CreateJournaalpost"]})
+    run_dag(DAG_ID, invoices=["N2026001"])
+    ledger = InvoiceLedger(state_store, "noord")
+    assert ledger.get(1).state == "booking_sent" and bookings(sandbox)["N2026001"] == 0
+    sandbox.clear_faults()
+    sandbox.reset_calls()
+
+    _, states = run_dag(DAG_ID, invoices=["N2026001"])  # at once: still inside the grace
+
+    assert "CreateJournaalpost" not in sandbox.calls("king")
+    assert ledger.get(1).state == "booking_sent" and "outcome unknown" in ledger.get(1).note
+    assert bookings(sandbox)["N2026001"] == 0
+
+    conn = json.loads(os.environ["AIRFLOW_CONN_KING_NOORD"])  # the grace is over
+    conn["extra"] = {**conn["extra"], "outcome_grace_seconds": 0}
+    monkeypatch.setenv("AIRFLOW_CONN_KING_NOORD", json.dumps(conn))
+    _, states = run_dag(DAG_ID, invoices=["N2026001"])
+    assert states["export"] == "success" and ledger.get(1).state == "marked"
+    assert sandbox.calls("king").get("CreateJournaalpost") == 1 and bookings(sandbox)["N2026001"] == 1
