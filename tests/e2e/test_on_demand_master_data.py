@@ -101,3 +101,11 @@ def test_an_unknown_entity_in_keys_is_refused_before_the_run(dagbag):
     param.resolve({"customers": ["10006"]})
     with pytest.raises(ParamValidationError):
         param.resolve({"employees": ["SDEVRIES"]})  # another DAG's entity
+
+
+def test_keys_in_the_projects_employees_dag_skip_its_other_tasks(run_dag, sandbox, caplog):
+    caplog.set_level(logging.INFO, logger="king_qics")
+    _, states = run_dag("king_qics__noord__projects_employees", keys={"employees": ["SDEVRIES"]})
+    assert states == {"employees": "success", "projects": "skipped", "customer_managers": "skipped"}
+    assert "SDEVRIES       created (Qics id" in on_demand_table(caplog)
+    assert writes(sandbox.calls("qics")) == {"POST token": 1, "POST EmployeeCompany": 1}

@@ -355,6 +355,10 @@ def test_retry_and_accept_links_open_the_trigger_form_filled_in_and_trigger_that
     keys = wait.until(ready.presence_of_element_located((By.ID, "param_keys")))
     assert json.loads(keys.get_attribute("value")) == {"customers": ["10006"]}
     assert "king_qics__noord__master_data" in browser.find_element(By.TAG_NAME, "h1").text
+    form = tmp_path / "ui_trigger_form.png"
+    browser.save_screenshot(str(form))
+    if os.environ.get("UPDATE_SCREENSHOT"):
+        shutil.copy(form, ROOT / "docs" / "ui_trigger_form.png")
     browser.find_element(By.CSS_SELECTOR, "#trigger button[type=submit]").click()
     prefix = f"{api_server}/dags/king_qics__noord__master_data/runs/"
     wait.until(ready.url_contains(prefix))
