@@ -24,6 +24,7 @@ class DagKind(StrEnum):
     MASTER_DATA = "master_data"
     PROJECTS_EMPLOYEES = "projects_employees"
     INVOICE_EXPORT = "invoice_export"
+    MAINTENANCE = "maintenance"  # manual only: accept failures as is, a new Qics token chain
 
 
 @dataclass(frozen=True)

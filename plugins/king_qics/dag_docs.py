@@ -23,6 +23,10 @@ everything (initial load, repair), or `dry_run` to see what would change without
 `reconcile: true`, else skipped) compares every record and field King says Qics should hold with
 what Qics holds, writes to neither, and logs and stores the differences (the King <-> Qics page).
 Trigger with `{{"reconcile": true, "dry_run": true}}` for the report alone.
+
+`keys` (per entity, King keys, e.g. `{{"keys": {{"customers": ["10006"]}}}}`) syncs exactly those
+records now, compared with what Qics holds (no hash or watermark trusted or moved); the other
+entities and the reconciliation are skipped; the task logs per key what happened.
 """
 
 
@@ -67,5 +71,26 @@ books each processed QicsMilestones invoice of company {adm.qics_company_id} dat
 - `report`: the run's counts and the ledger's backlog (failing and waiting invoices).
 
 `dry_run`: builds and logs the bookings, posts nothing, leaves the ledger as it is.
-See docs/invoice_export.md.
+`invoices` (invoice numbers) retries exactly those now; a booked one is exported again only once
+King no longer holds its booking (checked first). See docs/invoice_export.md.
+"""
+
+
+def maintenance(adm) -> str:
+    return f"""
+### Maintenance (manual only): {adm.name}
+
+Trigger it with what is to be done; each task is skipped when its params are empty.
+
+- `accept_records` (per entity, King keys) with a `note`: the records leave the failing list,
+  accepted as is; the failure, the note and who triggered are kept and shown on the King <-> Qics
+  page. While a record fails with that same reason it stays off the list and no task fails for it;
+  it is listed again when it fails for another reason, and the acceptance ends when it syncs.
+- `accept_invoices` (Qics invoice numbers) with a `note`: the invoices are never booked by this
+  program (ledger: skipped). Only an invoice nothing was sent of to King; others are refused.
+- `qics_refresh_token`: after re-authorizing the OAuth application in QicsMilestones, paste the new
+  refresh token here: connection `{adm.qics_conn_id}` gets a new token chain from it at once (the
+  token is spent right away, masked in the form and the log, never in XCom, stored encrypted in
+  the state store). Airflow keeps a run's params with the run (visible to who may read its runs):
+  the token there is spent, single-use, by the time the task has run.
 """

@@ -14,6 +14,7 @@ from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryActi
 from king_qics import catalog, dag_docs
 from king_qics.alerts.notifier import task_callbacks, watch
 from king_qics.tasks.invoices import export_invoices, report_invoices, select_invoices
+from king_qics.tasks.maintenance import accept_invoices, accept_records, start_token_chain
 from king_qics.tasks.master_data import reconcile, sync_master_data
 
 JSON_SCHEMA_DRAFT = "http://json-schema.org/draft-07/schema#"
@@ -94,6 +95,55 @@ def flag(description: str) -> Param:
     return Param(False, type="boolean", description=description, **{"$schema": JSON_SCHEMA_DRAFT})
 
 
+def keys_param(kind: catalog.DagKind | None, accept: bool = False) -> Param:
+    """Per entity (of DAG ``kind``; None: every entity), King keys: ``keys`` syncs exactly those
+    records now (the other entities' tasks are skipped), ``accept_records`` (``accept``) takes
+    them off the failing list. Empty: nothing named."""
+    names = [entity.name for entity in catalog.ENTITIES if kind is None or entity.dag == kind]
+    example = f'E.g. {{"{names[-1] if kind else "customers"}": ["10006"]}}. Entities: ' + ", ".join(names)
+    if accept:
+        title, what = "Records to accept as is", "Per entity, the King keys to take off the failing list. "
+    else:
+        title = "King keys to sync now"
+        what = (
+            "Per entity, the King keys to sync now, compared with Qics itself (hashes and watermarks "
+            "ignored); the other entities are skipped. "
+        )
+    return Param(
+        {},
+        type="object",
+        title=title,
+        description=what + example,
+        properties={name: {"type": "array", "items": {"type": "string"}} for name in names},
+        additionalProperties=False,
+        **{"$schema": JSON_SCHEMA_DRAFT},
+    )
+
+
+def invoices_param(accept: bool = False) -> Param:
+    """Qics invoice numbers: ``invoices`` retries exactly those now; ``accept_invoices``
+    (``accept``) never books them. Empty: nothing named."""
+    if accept:
+        title = "Invoices to accept as is"
+        description = (
+            "Qics invoice numbers (one per line) never to be booked by this program (not yet sent to King)"
+        )
+    else:
+        title = "Invoices to retry now"
+        description = (
+            "Qics invoice numbers (one per line) to retry now, whatever they wait for; nothing else is "
+            "exported. A booked invoice is exported again only when King no longer has its booking."
+        )
+    return Param(
+        [],
+        type="array",
+        items={"type": "string"},
+        title=title,
+        description=description,
+        **{"$schema": JSON_SCHEMA_DRAFT},
+    )
+
+
 def _task(task_id: str, python_callable, trigger_rule: str = "all_success", **op_kwargs) -> PythonOperator:
     """One task calling ``python_callable(**op_kwargs, **context)``; its return value is the XCom.
 
@@ -148,7 +198,10 @@ def build_master_data_dag(adm, config_path: str) -> DAG:
         description=f"King -> Qics master data of {adm.name}",
         interval_minutes=adm.schedule.interval_minutes,
         writes_to="qics",
-        params={"reconcile": flag("Also compare King with Qics now (daily anyway); writes nothing")},
+        params={
+            "reconcile": flag("Also compare King with Qics now (daily anyway); writes nothing"),
+            "keys": keys_param(catalog.DagKind.MASTER_DATA),
+        },
         doc_md=dag_docs.master_data(adm),
         config_path=config_path,
     )
@@ -175,6 +228,7 @@ def build_projects_employees_dag(adm, config_path: str) -> DAG:
         description=f"King -> Qics employees and projects of {adm.name}",
         interval_minutes=adm.projects_employees_interval_minutes,
         writes_to="qics",
+        params={"keys": keys_param(catalog.DagKind.PROJECTS_EMPLOYEES)},
         doc_md=dag_docs.projects_employees(adm),
         config_path=config_path,
     )
@@ -222,6 +276,7 @@ def build_invoice_export_dag(adm, config_path: str) -> DAG:
         description=f"Qics -> King invoice export of {adm.name}",
         interval_minutes=adm.schedule.interval_minutes,
         writes_to="king",
+        params={"invoices": invoices_param()},
         doc_md=dag_docs.invoice_export(adm),
         config_path=config_path,
     )
@@ -234,12 +289,56 @@ def build_invoice_export_dag(adm, config_path: str) -> DAG:
     return dag
 
 
+def build_maintenance_dag(adm, config_path: str) -> DAG:
+    """Manual only: accept failing records or invoices as is, start a new Qics token chain."""
+    dag = DAG(
+        dag_id=catalog.dag_id(adm.id, catalog.DagKind.MAINTENANCE),
+        description=f"Maintenance of {adm.name} (manual): accept as is, a new Qics token chain",
+        schedule=None,
+        start_date=None,
+        catchup=False,
+        max_active_runs=1,
+        default_args={**default_args(pool_name(adm, "qics")), "retries": 0},  # a person triggers again
+        params={
+            "note": Param(
+                "",
+                type="string",
+                title="Note",
+                description="Why it is accepted as is (needed to accept; kept and shown with it)",
+                **{"$schema": JSON_SCHEMA_DRAFT},
+            ),
+            "accept_records": keys_param(None, accept=True),
+            "accept_invoices": invoices_param(accept=True),
+            "qics_refresh_token": Param(
+                "",
+                type="string",
+                format="password",
+                title="New Qics refresh token",
+                description=(
+                    f"After re-authorizing in QicsMilestones: connection {adm.qics_conn_id} gets a new "
+                    "token chain from it at once (masked, never logged, spent right away)"
+                ),
+                **{"$schema": JSON_SCHEMA_DRAFT},
+            ),
+        },
+        tags=["king-qics-sync", f"administration:{adm.id}", "maintenance"],
+        doc_md=dag_docs.maintenance(adm),
+    )
+    with dag:
+        ids = {"config_path": config_path, "administration_id": adm.id}
+        _task("accept_records", accept_records, **ids)
+        _task("accept_invoices", accept_invoices, **ids)
+        _task("start_token_chain", start_token_chain, **ids)
+    return dag
+
+
 def build_dags(adm, config_path: str) -> list[DAG]:
     """All DAGs of one administration."""
     return [
         build_master_data_dag(adm, config_path),
         build_projects_employees_dag(adm, config_path),
         build_invoice_export_dag(adm, config_path),
+        build_maintenance_dag(adm, config_path),
     ]
 
 

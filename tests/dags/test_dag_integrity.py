@@ -92,15 +92,15 @@ def test_each_administration_has_its_dags(parsed):
     expected = {
         f"king_qics__{adm}__{kind}"
         for adm in administration_ids()
-        for kind in ("master_data", "projects_employees", "invoice_export")
+        for kind in ("master_data", "projects_employees", "invoice_export", "maintenance")
     }
     assert expected | {"king_qics__preflight", "king_qics__alerts"} == set(parsed["dags"])
 
 
 def test_conventions(parsed):
     for dag_id, dag in parsed["dags"].items():
-        if dag_id in ("king_qics__preflight", "king_qics__alerts"):
-            continue  # manual and read-only, or the alerts' checks (their own tests)
+        if dag_id in ("king_qics__preflight", "king_qics__alerts") or dag_id.endswith("__maintenance"):
+            continue  # manual only, or the alerts' checks (their own tests)
         adm = dag_id.split("__")[1]
         assert f"administration:{adm}" in dag["tags"], dag_id
         assert any(tag.startswith("direction:") for tag in dag["tags"]), dag_id
@@ -124,6 +124,16 @@ def test_the_alerts_dag_checks_every_ten_minutes(parsed):
     dag = parsed["dags"]["king_qics__alerts"]
     assert set(dag["tasks"]) == {"watch"} and "alerts" in dag["tags"] and dag["doc_md"]
     assert dag["max_active_runs"] == 1 and dag["catchup"] is False
+
+
+def test_each_administration_has_a_manual_maintenance_dag_in_its_qics_pool(parsed):
+    for adm in administration_ids():
+        dag = parsed["dags"][f"king_qics__{adm}__maintenance"]
+        assert set(dag["tasks"]) == {"accept_records", "accept_invoices", "start_token_chain"}
+        assert all(task["pool"] == f"king_qics__{adm}__qics" for task in dag["tasks"].values())
+        assert dag["params"] == ["accept_invoices", "accept_records", "note", "qics_refresh_token"]
+        assert {f"administration:{adm}", "maintenance"} <= set(dag["tags"]) and dag["doc_md"]
+        assert dag["max_active_runs"] == 1 and dag["catchup"] is False
 
 
 def test_master_data_task_order(parsed):

@@ -91,7 +91,9 @@ def test_the_wheel_parses_the_dags_and_maps_a_record_from_a_fresh_venv(tmp_path)
     found = json.loads(result.stdout.strip().splitlines()[-1])
     assert found["package"].startswith(str(site)), found["package"]  # the wheel's copy, not the repository
     assert found["mapping_file"].startswith(str(site)), found["mapping_file"]
-    assert found["errors"] == {} and len(found["dags"]) == 8, found  # 3 per administration, preflight, alerts
+    assert found["errors"] == {} and len(found["dags"]) == 10, (
+        found
+    )  # 2 administrations x 4, preflight, alerts
     assert found["mapping_errors"] == {}
     assert found["record"]["Code"] == "1" and found["record"]["Percentage"] == "21"
     assert found["netherlands"] == "Nederland"

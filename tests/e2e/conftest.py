@@ -66,6 +66,20 @@ def state_store(airflow_db):
     return store
 
 
+# What each param of the DAGs is when not given (dag.test() leaves the last run's values in them).
+PARAM_DEFAULTS = {
+    "full_refresh": False,
+    "dry_run": False,
+    "reconcile": False,
+    "keys": {},
+    "invoices": [],
+    "accept_records": {},
+    "accept_invoices": [],
+    "note": "",
+    "qics_refresh_token": "",
+}
+
+
 @pytest.fixture
 def run_dag(dagbag, connections, state_store):
     """Run one DAG with dag.test() (tasks in this process, real HTTP to the sandboxes)."""
@@ -77,9 +91,7 @@ def run_dag(dagbag, connections, state_store):
             task.max_retry_delay = timedelta(seconds=2)
         # Every param explicitly: dag.test() keeps the previous run's conf in the DAG's params.
         defaults = {name: param.value for name, param in dag.params.items()}
-        defaults.update(
-            {name: False for name in ("full_refresh", "dry_run", "reconcile") if name in defaults}
-        )
+        defaults.update({name: value for name, value in PARAM_DEFAULTS.items() if name in defaults})
         dag_run = dag.test(run_conf={**defaults, **conf})
         states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
         return dag_run, states

@@ -25,7 +25,11 @@ from sandbox.server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "docs" / "ui_sync_status.png"
-USERS = {"viewer": ("viewer", "viewer-password"), "norole": ("", "norole-password")}
+USERS = {
+    "viewer": ("viewer", "viewer-password"),
+    "norole": ("", "norole-password"),
+    "editor": ("user", "editor-password"),  # may trigger DAG runs
+}
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 ROUTES = [
     "/king-qics/",
@@ -170,7 +174,7 @@ def api_server(auth_env, airflow_db, tmp_path):
             try:
                 if requests.get(f"{base}/api/v2/monitor/health", timeout=2).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow to start
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(
@@ -292,3 +296,105 @@ def test_the_page_in_chromium_after_logging_in(synced, api_server, browser, tmp_
     browser.save_screenshot(str(screenshot))
     if os.environ.get("UPDATE_SCREENSHOT"):
         shutil.copy(screenshot, SCREENSHOT)
+
+
+def login(browser, api_server: str, user: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 60)
+    browser.get(f"{api_server}/auth/login")
+    wait.until(ready.presence_of_element_located((By.NAME, "username"))).send_keys(user)
+    browser.find_element(By.NAME, "password").send_keys(USERS[user][1])
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait.until(lambda driver: driver.get_cookie("_token") is not None)
+
+
+def dag_run_conf(api_server: str, dag_id: str, run_id: str) -> dict:
+    answer = requests.post(
+        f"{api_server}/auth/token", json={"username": "editor", "password": USERS["editor"][1]}, timeout=30
+    )
+    headers = {"Authorization": f"Bearer {answer.json()['access_token']}"}
+    run = requests.get(f"{api_server}/api/v2/dags/{dag_id}/dagRuns/{run_id}", headers=headers, timeout=30)
+    assert run.status_code == 200, run.text
+    return run.json()["conf"]
+
+
+def test_retry_and_accept_links_open_the_trigger_form_filled_in_and_trigger_that_run(
+    synced, run_dag, api_server, browser, tmp_path
+):
+    """Each failing record and invoice has a "retry now" and an "accept as is" link; each opens the
+    trigger form with the DAG's params filled in, and triggering it creates exactly that run."""
+    from urllib.parse import unquote
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    run_dag("king_qics__noord__maintenance")  # known to Airflow (serialized) like the other DAGs
+    wait = WebDriverWait(browser, 60)
+    login(browser, api_server, "editor")
+    page = f"{api_server}/king-qics/administrations/noord"
+    browser.get(page)
+    failing = wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "table[data-list=failing]")))
+    headers = [th.text for th in failing.find_elements(By.CSS_SELECTOR, "th")]
+    assert headers[:6] == ["entity", "king key", "reason", "attempts", "first failed at", "last failed at"]
+    row = failing.find_element(By.XPATH, ".//tr[td[2][normalize-space()='10006']]")
+    assert "BETCOND 9 does not exist in King" in row.text and row.find_elements(By.TAG_NAME, "time")
+    invoices = browser.find_element(By.CSS_SELECTOR, "table[data-list=invoices_failed]")
+    assert "first failed at" in invoices.text
+    browser.execute_script("document.getElementById('failing').scrollIntoView()")
+    screenshot = tmp_path / "ui_retry_links.png"
+    browser.save_screenshot(str(screenshot))
+    if os.environ.get("UPDATE_SCREENSHOT"):
+        shutil.copy(screenshot, ROOT / "docs" / "ui_retry_links.png")
+
+    # retry now: the master-data DAG with keys = {"customers": ["10006"]}
+    row.find_element(By.CSS_SELECTOR, "a[data-action='retry now']").click()
+    keys = wait.until(ready.presence_of_element_located((By.ID, "param_keys")))
+    assert json.loads(keys.get_attribute("value")) == {"customers": ["10006"]}
+    assert "king_qics__noord__master_data" in browser.find_element(By.TAG_NAME, "h1").text
+    form = tmp_path / "ui_trigger_form.png"
+    browser.save_screenshot(str(form))
+    if os.environ.get("UPDATE_SCREENSHOT"):
+        shutil.copy(form, ROOT / "docs" / "ui_trigger_form.png")
+    browser.find_element(By.CSS_SELECTOR, "#trigger button[type=submit]").click()
+    prefix = f"{api_server}/dags/king_qics__noord__master_data/runs/"
+    wait.until(ready.url_contains(prefix))
+    run_id = unquote(browser.current_url.removeprefix(prefix).split("?")[0])
+    assert dag_run_conf(api_server, "king_qics__noord__master_data", run_id) == {
+        "keys": {"customers": ["10006"]}
+    }
+
+    # accept as is: the maintenance DAG, the invoice filled in, the note required
+    browser.get(page)
+    invoice = wait.until(
+        ready.presence_of_element_located(
+            (By.XPATH, "//table[@data-list='invoices_failed']//tr[td[1][normalize-space()='N2026005']]")
+        )
+    )
+    invoice.find_element(By.CSS_SELECTOR, "a[data-action='accept as is']").click()
+    accept = wait.until(ready.presence_of_element_located((By.ID, "param_accept_invoices")))
+    assert json.loads(accept.get_attribute("value")) == ["N2026005"]
+    note = browser.find_element(By.ID, "param_note")
+    assert note.get_attribute("required") is not None and note.get_attribute("value") == ""
+    note.send_keys("booked by hand in King")
+    browser.find_element(By.CSS_SELECTOR, "#trigger button[type=submit]").click()
+    prefix = f"{api_server}/dags/king_qics__noord__maintenance/runs/"
+    wait.until(ready.url_contains(prefix))
+    run_id = unquote(browser.current_url.removeprefix(prefix).split("?")[0])
+    assert dag_run_conf(api_server, "king_qics__noord__maintenance", run_id) == {
+        "accept_invoices": ["N2026005"],
+        "note": "booked by hand in King",
+    }
+
+    # a user who may only read runs: Airflow refuses the trigger, and the form says so
+    browser.delete_all_cookies()
+    login(browser, api_server, "viewer")
+    browser.get(page)
+    failing = wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "table[data-list=failing]")))
+    failing.find_element(By.CSS_SELECTOR, "a[data-action='retry now']").click()
+    wait.until(ready.presence_of_element_located((By.ID, "param_keys")))
+    browser.find_element(By.CSS_SELECTOR, "#trigger button[type=submit]").click()
+    wait.until(ready.text_to_be_present_in_element((By.ID, "result"), "Airflow refused (HTTP 403)"))

@@ -17,6 +17,8 @@ Tables are created on first use (``StateStore.create_schema``); each concern has
   recovery point (selected -> booking_sent -> booked -> pdf_attached -> marked, or skipped), the
   run that owns it while it is worked on, King's booking key, and the current error
   (see ``InvoiceLedger`` and docs/invoice_export.md);
+- ``accepted``: failures a person accepted as is (the maintenance DAG), with the failure and the
+  note (``Acceptances``);
 - ``reconciliations`` and ``reconciliation_differences``: the latest reconciliation per
   administration and entity (``king_qics.sync.reconcile``): its counts, and every record and field
   where Qics differs from what King says it should be;
@@ -24,10 +26,13 @@ Tables are created on first use (``StateStore.create_schema``); each concern has
   the invoice export last ran through (``AlertState``, king_qics.alerts).
 """
 
+from king_qics.state.accepted import INVOICES, Acceptances, NotAcceptable
 from king_qics.state.alerts import AlertState
 from king_qics.state.ledger import (
     EXPORT_DONE_STATES,
     EXPORT_OPEN_STATES,
+    ON_DEMAND_STATES,
+    REEXPORT_FROM,
     TRANSITIONS,
     Claim,
     ClaimLost,
@@ -43,6 +48,7 @@ from king_qics.state.records import (
 )
 from king_qics.state.store import STATE_CONN_ID_ENV, STATE_FILE_NAME, StateStore, default_url, utcnow
 from king_qics.state.tables import (
+    accepted,
     alert_conditions,
     flow_heartbeats,
     invoice_exports,
@@ -62,9 +68,15 @@ from king_qics.state.tokens import (
 )
 
 __all__ = [
+    "INVOICES",
+    "Acceptances",
+    "NotAcceptable",
+    "accepted",
     "AlertState",
     "EXPORT_DONE_STATES",
     "EXPORT_OPEN_STATES",
+    "ON_DEMAND_STATES",
+    "REEXPORT_FROM",
     "STATE_CONN_ID_ENV",
     "STATE_FILE_NAME",
     "TRANSITIONS",

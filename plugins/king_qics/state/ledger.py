@@ -37,6 +37,23 @@ TRANSITIONS: dict[ExportState, frozenset[ExportState]] = {
 }
 EXPORT_OPEN_STATES = tuple(state.value for state in TRANSITIONS)
 EXPORT_DONE_STATES = (ExportState.MARKED.value, ExportState.SKIPPED.value)
+# On demand only (the export's ``invoices`` param): an invoice King holds no booking of any more
+# (checked first, under a claim) goes back to selected and is exported again; never from
+# booking_sent (its outcome is unknown: that is the look-up's to settle).
+REEXPORT_FROM = frozenset({ExportState.BOOKED, ExportState.PDF_ATTACHED, ExportState.MARKED})
+ON_DEMAND_STATES = (*EXPORT_OPEN_STATES, ExportState.MARKED.value)
+# what a re-export forgets of the booking King no longer has
+_FORGOTTEN_BOOKING = {
+    "booking_key": None,
+    "king_fact": None,
+    "booked_at": None,
+    "marked_at": None,
+    "found_by_lookup": False,
+    "with_pdf": None,
+    "sent_at": None,
+    "last_error": None,
+    "reported_error": None,
+}
 
 
 class ClaimLost(Exception):
@@ -75,7 +92,7 @@ def _ledger_key():
 
 
 @cache
-def _ledger_claim():
+def _ledger_claim(states: tuple[str, ...] = EXPORT_OPEN_STATES):
     """InvoiceLedger.claim's conditional update, built once (once per invoice of every run)."""
     t = invoice_exports.c
     legacy = t.lease_until.is_(None) & (t.claimed_at < sa.bindparam("legacy_stale"))
@@ -89,7 +106,7 @@ def _ledger_claim():
     )
     return (
         sa.update(invoice_exports)
-        .where(_ledger_key() & t.state.in_(EXPORT_OPEN_STATES) & takeable)
+        .where(_ledger_key() & t.state.in_(states) & takeable)
         .values(
             owner=sa.bindparam("token"),
             epoch=sa.func.coalesce(t.epoch, 0) + 1,
@@ -203,7 +220,9 @@ class InvoiceLedger:
             )
             conn.execute(statement)
 
-    def claim(self, invoice_id: int, token: str, lease: timedelta) -> Claim | None:
+    def claim(
+        self, invoice_id: int, token: str, lease: timedelta, states: tuple[str, ...] = EXPORT_OPEN_STATES
+    ) -> Claim | None:
         """Take an open invoice for this run (atomic), or None when another run holds it. A claim
         holds for its holder's ``lease`` after each change (the holder knows its own worst case);
         a claim left by a run that died or froze is taken over once that has passed. Each claim
@@ -218,7 +237,7 @@ class InvoiceLedger:
         }
         t = invoice_exports.c
         with self.store.transaction() as conn:
-            if conn.execute(_ledger_claim(), params).rowcount != 1:
+            if conn.execute(_ledger_claim(states), params).rowcount != 1:
                 return None
             epoch = conn.execute(sa.select(t.epoch).where(self._key(invoice_id))).scalar_one()
         return Claim(int(invoice_id), token, int(epoch), lease)
@@ -237,6 +256,19 @@ class InvoiceLedger:
         if to not in TRANSITIONS.get(expected, ()):
             raise ValueError(f"the export ledger never moves {expected} -> {to}")
         values = {"state": to.value, **claim.renewed(utcnow()), **values}
+        params = {f"new_{name}": value for name, value in values.items()}
+        params.update(self._claim_params(claim))
+        with self.store.transaction() as conn:
+            result = conn.execute(_ledger_move((expected.value,), tuple(values)), params)
+        return result.rowcount == 1
+
+    def reopen(self, claim: Claim, expected: ExportState, note: str) -> bool:
+        """On demand, after King was checked and holds no booking of it any more: a booked invoice
+        we hold goes back to ``selected`` (its booking forgotten), to be exported again."""
+        if expected not in REEXPORT_FROM:
+            raise ValueError(f"the export ledger never exports an invoice in {expected} again")
+        values = {"state": ExportState.SELECTED.value, **claim.renewed(utcnow()), **_FORGOTTEN_BOOKING}
+        values["note"] = note
         params = {f"new_{name}": value for name, value in values.items()}
         params.update(self._claim_params(claim))
         with self.store.transaction() as conn:

@@ -176,3 +176,20 @@ flow_heartbeats = sa.Table(
     sa.Column("flow", sa.String(64), primary_key=True),
     sa.Column("last_ok_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# Failures a person accepted as is (the maintenance DAG): a record off the failing list, or an
+# invoice that will not be booked, each with the failure it had and the person's note.
+accepted = sa.Table(
+    "accepted",
+    metadata,
+    sa.Column("administration", sa.String(64), primary_key=True),
+    sa.Column("entity", sa.String(64), primary_key=True),  # a master-data entity, or "invoices"
+    sa.Column("key", sa.String(64), primary_key=True),  # the King key, or the invoice number
+    sa.Column("reason", sa.Text, nullable=True),  # the failure accepted
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("first_failed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("accepted_by", sa.String(250), nullable=True),
+    sa.Column("accepted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("run_id", sa.String(250), nullable=True),
+)

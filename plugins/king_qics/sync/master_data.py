@@ -10,6 +10,10 @@
   each success is stored at once; a rejected record is stored on the failing list;
 - report: counts, and a table of key + reason for every record that failed.
 
+On demand (``keys``): exactly the records named, read from King by key and compared with what
+Qics holds now (no hash, no watermark is trusted or moved for them), each reported as created,
+updated, unchanged, failed (with its reason) or not found in King.
+
 Nothing is ever deleted in Qics. A dry run reads and diffs, logs what it would write per record
 and field, and changes nothing: no Qics write, no watermark, no hash, no failing-list change.
 """
@@ -28,7 +32,7 @@ from king_qics.catalog import DAILY_CUTOFF, TIMEZONE
 from king_qics.errors import RecordValidationError
 from king_qics.lookups import synced_ids
 from king_qics.mapping import load_mapping, record_hash
-from king_qics.state import StateStore, SyncedRecords, Watermarks, add_run_report, utcnow
+from king_qics.state import Acceptances, StateStore, SyncedRecords, Watermarks, add_run_report, utcnow
 from king_qics.sync.diff import (
     Action,
     bookkeeping_due,
@@ -62,6 +66,12 @@ class EntityReport:
     pending: int = 0  # synced, but an optional link still waits (e.g. a customer's manager)
     failures: dict[str, str] = field(default_factory=dict)
     waiting: dict[str, str] = field(default_factory=dict)  # the pending records: what each waits for
+    outcomes: dict[str, str] | None = None  # on demand (keys): what happened to each key named
+    accepted: dict[str, str] = field(default_factory=dict)  # failed as accepted as is: not counted
+
+    def tell(self, key: str, outcome: str) -> None:
+        if self.outcomes is not None:
+            self.outcomes[key] = outcome
 
     def counts(self) -> dict[str, Any]:
         return {
@@ -136,6 +146,7 @@ class MasterDataSync:
         pending_only: bool = False,
         retry_rejected: bool = False,
         report_as: str | None = None,
+        keys: list[str] | None = None,
     ) -> EntityReport:
         """Sync one entity. ``pending_only``: only the records whose optional links wait (used right
         after the entity they wait for was synced); no watermark moves. A record Qics rejected is
@@ -148,9 +159,16 @@ class MasterDataSync:
         report = EntityReport(self.adm.id, entity, dry_run=dry_run)
 
         self.unreadable: dict[str, str] = {}
+        self.acceptances = Acceptances(self.store, self.adm.id)
+        self.accepted = self.acceptances.of(entity)
         known = records.all()
         retry = {key for key, row in known.items() if row.pending or (row.last_error and not pending_only)}
-        if pending_only:
+        wanted = None if keys is None else {str(key).strip() for key in keys if str(key).strip()}
+        if wanted is not None:
+            report.outcomes = {}
+            retry = wanted & {key for key, row in known.items() if row.pending or row.last_error}
+            king_df = self._read_keys(mapping, wanted)
+        elif pending_only:
             king_df = self._read_keys(mapping, retry)
         else:
             king_df, report.full_read = self._extract(mapping, retry, full_refresh, started)
@@ -164,11 +182,15 @@ class MasterDataSync:
         for key, reason in mapped.errors.items():
             self._fail(report, records, str(key), reason, dry_run)
 
+        if wanted is not None:  # compared with Qics itself, whatever the hashes say
+            qics_now, full_refresh = self._qics_records_of(mapping, mapped, known), True
+        else:
+            qics_now = self._qics_records(mapping, mapped, known, full_refresh)
         run = EntityRun(
             mapping,
             records,
             report,
-            self._qics_records(mapping, mapped, known, full_refresh),
+            qics_now,
             full_refresh,
             dry_run,
             retry_rejected=retry_rejected or full_refresh,
@@ -182,9 +204,16 @@ class MasterDataSync:
                 report.waiting[key] = pending
             payload = {name: json_ready(value) for name, value in row.items()}
             self._sync_one(run, key, payload, pending, known.get(key))
+            if pending is not None and report.outcomes and key in report.outcomes:
+                report.outcomes[key] += f"; a link waits: {pending}"
+        read = set(king_df[mapping.king_key].astype(str)) if len(king_df) else set()
+        for key in sorted((wanted or set()) - set(report.outcomes or {})):
+            listed = " (taken off the failing list)" if key in retry and not dry_run else ""
+            missing = f"not found in King{listed}"
+            report.tell(key, "read from King, left out by the mapping" if key in read else missing)
 
         if not dry_run:
-            if not pending_only:
+            if not pending_only and wanted is None:
                 self.watermarks.advance(mapping.king_table_for(self.adm), started, report.full_read)
             add_run_report(
                 self.store,
@@ -274,6 +303,16 @@ class MasterDataSync:
             return None
         return self.read_qics(mapping)
 
+    def _qics_records_of(self, mapping, mapped, known) -> dict[str, dict]:
+        """Qics's current records of the mapped keys: each by its Qics id, and one read of the
+        entity when some key has none yet (it may exist in Qics with that code)."""
+        keys = [str(key) for key in mapped.records.index]
+        if any(known.get(key) is None or known[key].qics_id is None for key in keys):
+            everything = self.read_qics(mapping)
+            return {key: everything[key] for key in keys if key in everything}
+        found = {key: self.qics.get(mapping.qics_entity, known[key].qics_id) for key in keys}
+        return {key: record for key, record in found.items() if record is not None}
+
     def _sync_one(self, run: EntityRun, key: str, payload: dict, pending: str | None, stored) -> None:
         mapping, report = run.mapping, run.report
         digest = record_hash(payload)
@@ -292,11 +331,15 @@ class MasterDataSync:
                 f"{stored.last_error} (not sent again: unchanged since; change it in King, or clear the task "
                 "or run with full_refresh to send it again)"
             )
+            report.tell(key, f"failed: {report.failures[key]}")
             return
         if action is Action.UNCHANGED:
             report.unchanged += 1
+            report.tell(key, "unchanged (Qics holds it as mapped)")
             if not run.dry_run and bookkeeping_due(stored, digest, pending):
                 run.records.saved(key, qics_id, digest, canonical_json(payload), pending)
+            if not run.dry_run:
+                self._synced(mapping.entity, key)
             return
         if run.dry_run:
             before = current if current is not None else stored_values(stored)
@@ -308,6 +351,7 @@ class MasterDataSync:
                 "; ".join(describe_differences(payload, before or {})) or "(no field detail)",
             )
             setattr(report, action.value, getattr(report, action.value) + 1)
+            report.tell(key, "would be created" if action is Action.NEW else "would be updated")
             return
         try:
             qics_id = self._write(mapping, payload, qics_id, current)
@@ -316,7 +360,9 @@ class MasterDataSync:
             self._fail(report, run.records, key, reason, False, rejected_hash=digest)
             return
         run.records.saved(key, qics_id, digest, canonical_json(payload), pending)
+        self._synced(mapping.entity, key)
         setattr(report, action.value, getattr(report, action.value) + 1)
+        report.tell(key, f"{'created' if action is Action.NEW else 'updated'} (Qics id {qics_id})")
 
     def _in_qics(self, run: EntityRun, key: str, stored) -> tuple[int | None, dict | None]:
         """The record's Qics id and, when Qics was read, its current Qics record."""
@@ -348,9 +394,22 @@ class MasterDataSync:
         self.qics.update(mapping.qics_entity, qics_id, {**_writable(base), **payload})
         return qics_id
 
+    def _synced(self, entity: str, key: str) -> None:
+        if self.accepted.pop(key, None) is not None:  # it syncs now: its acceptance has ended
+            self.acceptances.lift(entity, key)
+
     def _fail(self, report, records, key, reason, dry_run, rejected_hash: str | None = None) -> None:
+        acceptance = self.accepted.get(key)
+        if acceptance is not None and acceptance.reason == reason:  # the failure a person accepted
+            report.accepted[key] = f"accepted as is ({acceptance.note}): {reason}"
+            report.tell(key, f"failed, accepted as is: {reason}")
+            return
+        if acceptance is not None and not dry_run:  # it fails for another reason now: listed again
+            self.accepted.pop(key)
+            self.acceptances.lift(report.entity, key)
         report.failed += 1
         report.failures[key] = reason
+        report.tell(key, f"failed: {reason}")
         if not dry_run:
             records.failed(key, reason, rejected_hash=rejected_hash)
 

@@ -24,7 +24,7 @@ def select_invoices(config_path: str, administration_id: str, **context) -> dict
     report = ExportReport(adm.id, dry_run=dry_run)
     with apis(adm, store, king=False) as (_, qics):
         export = InvoiceExport(adm, None, qics, store, run_id=context.get("run_id"))
-        snapshots = export.select_from_qics(dry_run=dry_run, report=report)
+        snapshots = export.select_from_qics(dry_run=dry_run, report=report, numbers=requested(context))
     return {
         "candidates": sorted(int(s["InvoiceHeaderId"]) for s in snapshots),
         "skipped": report.skipped,
@@ -49,7 +49,10 @@ def export_invoices(config_path: str, administration_id: str, **context) -> dict
     report = ExportReport(adm.id, dry_run=dry_run, skipped=(selected or {}).get("skipped", 0))
     with apis(adm, store) as (king, qics):
         export = InvoiceExport(adm, king, qics, store, run_id=context.get("run_id"))
-        report = export.export(dry_run=dry_run, report=report, candidate_ids=candidates)
+        numbers = requested(context)
+        if numbers is not None:
+            log.info("%s on demand: only invoices %s, now", adm.id, ", ".join(sorted(numbers)))
+        report = export.export(dry_run=dry_run, report=report, candidate_ids=candidates, numbers=numbers)
     counts = report.counts()
     publish_counts(context, counts)
     if report.failed:
@@ -94,6 +97,12 @@ def invoices_failed(administration_id: str, failures: dict[str, str], intro: str
     summary = f"{records(len(failures), 'invoice', 'export')} of {administration_id} failed"
     log.error("%s\n%s", paragraph(f"{summary}. {intro}"), reason_table(failures, key="invoice"))
     return RecordsNotSynced(summary)
+
+
+def requested(context: dict) -> set[str] | None:
+    """The ``invoices`` param (Qics invoice numbers to retry now); None: a normal run."""
+    numbers = {str(n).strip() for n in (context.get("params") or {}).get("invoices") or [] if str(n).strip()}
+    return numbers or None
 
 
 def _dry_run(context: dict) -> bool:

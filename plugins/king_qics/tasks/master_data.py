@@ -27,6 +27,11 @@ def sync_master_data(
 
     adm, config = administration(config_path, administration_id)
     params = context.get("params") or {}
+    keys = requested_keys(params)
+    if keys is not None and (pending_only or entity not in keys):
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException(f"on demand: this run syncs only {on_demand_text(keys)}")
     store = state_store(config)
     ti = context.get("ti")
     freeze_loaded_heap()
@@ -38,8 +43,11 @@ def sync_master_data(
             pending_only=pending_only,
             retry_rejected=cleared_or_retried(context),
             report_as=ti.task_id if ti is not None else None,  # customer_managers: its own report
+            keys=keys[entity] if keys is not None else None,
         )
     publish_counts(context, report.counts())
+    if report.outcomes is not None:
+        return on_demand_result(adm.id, report)
     text, summary = master_data_text(adm.id, report)
     if report.failed:
         log.error("%s", text)
@@ -47,6 +55,37 @@ def sync_master_data(
     if text:
         log.warning("%s", text)
     return report.counts()
+
+
+def requested_keys(params: dict) -> dict[str, list[str]] | None:
+    """The ``keys`` param (entity -> King keys) without empty entries; None: a normal run."""
+    keys = {
+        entity: [str(key).strip() for key in values if str(key).strip()]
+        for entity, values in (params.get("keys") or {}).items()
+    }
+    keys = {entity: values for entity, values in keys.items() if values}
+    return keys or None
+
+
+def on_demand_text(keys: dict[str, list[str]]) -> str:
+    return "; ".join(f"{entity} {', '.join(values)}" for entity, values in sorted(keys.items()))
+
+
+def on_demand_result(administration_id: str, report) -> dict:
+    """Log what happened to each key named; fail when one failed or King does not have it."""
+    table = reason_table(report.outcomes, key=f"{report.entity} key", reason="what happened")
+    missed = {
+        key: outcome
+        for key, outcome in report.outcomes.items()
+        if outcome.startswith(("failed", "not found", "read from King"))
+    }
+    text = f"{administration_id} {report.entity} on demand ({len(report.outcomes)} named):\n{table}"
+    if missed:
+        log.error("%s", text)
+        summary = f"{records(len(missed), report.entity)} of {administration_id} not synced on demand"
+        raise RecordsNotSynced(summary)
+    log.info("%s", text)
+    return {**report.counts(), "keys": report.outcomes}
 
 
 def master_data_text(administration_id: str, report) -> tuple[str, str]:
@@ -65,6 +104,14 @@ def master_data_text(administration_id: str, report) -> tuple[str, str]:
             )
         )
         parts.append(reason_table(report.failures))
+    if report.accepted:
+        parts.append(
+            paragraph(
+                f"{records(len(report.accepted), report.entity)} failing as accepted as is (not counted, "
+                "not on the failing list; listed again when it fails for another reason):"
+            )
+        )
+        parts.append(reason_table(report.accepted))
     waiting = {key: what for key, what in report.waiting.items() if key not in report.failures}
     if waiting:
         parts.append(
@@ -89,6 +136,9 @@ def reconcile(config_path: str, administration_id: str, entities: list[str], **c
     adm, config = administration(config_path, administration_id)
     params = context.get("params") or {}
     store = state_store(config)
+    keys = requested_keys(params)
+    if keys is not None and not params.get("reconcile"):
+        raise AirflowSkipException(f"on demand: this run syncs only {on_demand_text(keys)}")
     if not params.get("reconcile") and not reconciliation_due(store, adm.id, utcnow()):
         raise AirflowSkipException("reconciled today already; trigger with reconcile: true to run it now")
     results = {}

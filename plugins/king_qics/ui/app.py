@@ -1,15 +1,18 @@
 """The FastAPI app of the King <-> Qics page, mounted by the Airflow API server (see plugin.py).
 
-Read-only. Every route requires a user Airflow has authenticated (its JWT, from the Authorization
-header or the UI's ``_token`` cookie) who may read DAG runs: Airflow's own ``requires_access_dag``
-dependency, so the auth manager configured for Airflow decides. HTML is rendered on the server
-(Jinja2); the JSON API under ``/api`` returns the same data.
+Read-only: its trigger form (the one-click "retry now" and "accept as is" of a failing record or
+invoice, ui/links.py) posts to Airflow's own REST API from the browser. Every route requires a
+user Airflow has authenticated (its JWT, from the Authorization header or the UI's ``_token``
+cookie) who may read DAG runs: Airflow's own ``requires_access_dag`` dependency, so the auth
+manager configured for Airflow decides. HTML is rendered on the server (Jinja2); the JSON API
+under ``/api`` returns the same data.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +20,11 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from king_qics import catalog
 from king_qics.config import LoadResult, load_administrations
 from king_qics.ledger_words import LEDGER_STATE_WORDS
 from king_qics.state import STATE_CONN_ID_ENV, StateStore
-from king_qics.ui import queries
+from king_qics.ui import links, queries
 from king_qics.ui.formatting import FILTERS, SERVER_ZONE
 from king_qics.ui.plugin import URL_PREFIX
 
@@ -87,9 +91,7 @@ def overview_data() -> dict[str, Any]:
 def detail_data(administration_id: str) -> dict[str, Any]:
     adm = _administration(administration_id)
     detail = queries.administration_detail(current_store(), adm.id, limit=PAGE_LIMIT)
-    dags = {
-        kind: queries.dag_id(adm.id, kind) for kind in ("master_data", "projects_employees", "invoice_export")
-    }
+    dags = {kind: queries.dag_id(adm.id, kind) for kind in catalog.DagKind}
     return {"id": adm.id, "name": adm.name, "dags": dags, **detail}
 
 
@@ -111,10 +113,16 @@ def create_app() -> FastAPI:
     )
 
     def render(request: Request, template: str, **context) -> HTMLResponse:
+        base = request.scope.get("root_path", "")
         return TEMPLATES.TemplateResponse(
             request,
             template,
-            {"base": request.scope.get("root_path", ""), "airflow": airflow_base(request), **context},
+            {
+                "base": base,
+                "airflow": airflow_base(request),
+                "actions": partial(links.actions, base),
+                **context,
+            },
         )
 
     @app.get("/", response_class=HTMLResponse)
@@ -134,6 +142,29 @@ def create_app() -> FastAPI:
         limit: int = Query(LIST_LIMIT, ge=1, le=1000),
     ):
         return render(request, "list.html", page=list_data(administration_id, name, offset, limit))
+
+    @app.get("/administrations/{administration_id}/trigger", response_class=HTMLResponse)
+    def trigger_page(
+        request: Request, administration_id: str, dag: str = Query(...), conf: str = Query("{}")
+    ):
+        """The trigger form of one of the administration's DAGs, its params filled in (links.py)."""
+        adm = _administration(administration_id)
+        if dag not in set(catalog.DagKind):
+            raise HTTPException(status_code=404, detail=f"no DAG kind {dag!r}")
+        try:
+            values = json.loads(conf)
+        except ValueError:
+            values = None
+        if not isinstance(values, dict):
+            raise HTTPException(status_code=400, detail="conf must be a JSON object")
+        return render(
+            request,
+            "trigger.html",
+            adm={"id": adm.id, "name": adm.name},
+            dag_id=queries.dag_id(adm.id, dag),
+            conf=values,
+            purpose=links.trigger_purpose(dag, values),
+        )
 
     @app.get("/api/administrations")
     def overview_api() -> dict[str, Any]:

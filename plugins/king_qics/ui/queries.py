@@ -23,6 +23,7 @@ from king_qics.ledger_words import LEDGER_STATE_WORDS
 from king_qics.state import (
     EXPORT_OPEN_STATES,
     StateStore,
+    accepted,
     invoice_exports,
     reconciliation_differences,
     reconciliations,
@@ -259,7 +260,16 @@ LISTS: dict[str, ListSpec] = {
     "invoices_failed": ListSpec(
         "Invoices failing: not booked (or not marked), retried by every run",
         invoice_exports,
-        ("invoice_number", "invoice_id", "invoice_date", "state", "last_error", "attempts", "last_failed_at"),
+        (
+            "invoice_number",
+            "invoice_id",
+            "invoice_date",
+            "state",
+            "last_error",
+            "attempts",
+            "first_failed_at",
+            "last_failed_at",
+        ),
         lambda c: _open_invoices(c) & c.last_error.is_not(None),
         lambda c: (c.invoice_id,),
     ),
@@ -276,6 +286,13 @@ LISTS: dict[str, ListSpec] = {
         ("invoice_number", "invoice_id", "invoice_date", "booking_key", "with_pdf", "booked_at", "marked_at"),
         lambda c: c.state == "marked",
         lambda c: (c.invoice_id.desc(),),
+    ),
+    "accepted": ListSpec(
+        "Accepted as is: known failures, off the failing list (the maintenance DAG)",
+        accepted,
+        ("entity", "key", "reason", "note", "accepted_by", "accepted_at", "attempts", "first_failed_at"),
+        lambda c: sa.true(),
+        lambda c: (c.entity, c.key),
     ),
     "differences": ListSpec(
         "Where Qics differs from King (latest reconciliation)",
@@ -302,7 +319,14 @@ def page(conn, administration: str, name: str, offset: int, limit: int) -> dict[
             .limit(limit)
         )
     )
-    return {"name": name, "title": spec.title, "columns": list(spec.columns), "total": total, "rows": rows}
+    return {
+        "name": name,
+        "title": spec.title,
+        "columns": list(spec.columns),
+        "total": total,
+        "rows": rows,
+        "administration": administration,
+    }
 
 
 def list_page(store: StateStore, administration: str, name: str, offset: int, limit: int) -> dict[str, Any]:

@@ -152,6 +152,10 @@ class Journal:
                 )
         return files
 
+    def booking_exists(self, booking_key: str) -> bool:
+        """Whether King still holds the booking whose first row is ``booking_key`` (DAGB;JR;PN;RG)."""
+        return bool(self._booking_rows(["DAGB", "JR", "PN", "RG"], self._booking_where(booking_key)))
+
     def find_bookings(
         self, journal: int, years: tuple[int, int], *, fact: str | None = None, marker: str | None = None
     ) -> list[KingBooking]:

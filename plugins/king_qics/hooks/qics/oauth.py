@@ -184,6 +184,42 @@ class OAuthTokens:
             return "QicsMilestones accepts the client (the refresh token was not used: it is single-use)"
         raise ProtocolError("qics POST token: a refresh token that cannot exist was accepted")
 
+    def start_chain(self, refresh_token: str) -> Grant:
+        """A new chain from a refresh token a person got by re-authorizing the OAuth application in
+        Qics (the maintenance DAG): spent at once for an access token and its successor, both
+        stored encrypted; the connection itself is not changed (its token stays the seed the chain
+        is known by). Refused (AuthenticationError) when Qics does not accept the token; the old
+        chain is then left as it was."""
+        refresh_token = str(refresh_token or "").strip()
+        if not refresh_token:
+            raise AuthenticationError("no refresh token given")
+        mask(refresh_token)
+        me = uuid.uuid4().hex
+        lease = timedelta(seconds=2 * self.hook.worst_case_seconds())
+        waited_until = time.monotonic() + lease.total_seconds()
+        while not self.store.claim_refresh(self.conn_id, self.fingerprint, me, lease):
+            if time.monotonic() > waited_until:
+                raise TransientError(
+                    f"qics: another process has been refreshing connection {self.conn_id!r} too long"
+                )
+            time.sleep(REFRESH_POLL_SECONDS)
+        try:
+            grant = self._grant(refresh_token, from_chain=False, source="the refresh token given")
+        except BaseException:
+            self.store.release_refresh(self.conn_id, me)
+            raise
+        self.store.save(
+            self.conn_id,
+            seed_fingerprint=self.fingerprint,
+            refresh_token=self._encrypt(grant.refresh_token),
+            access_token=self._encrypt(grant.access_token),
+            access_expires_at=grant.expires_at,
+        )
+        self._remember(grant.access_token, grant.expires_at)
+        self.last_grant = grant
+        log.info("qics: connection %s has a new token chain (from a refresh token given)", self.conn_id)
+        return grant
+
     def renew(self, rejected: str) -> str:
         """The service refused ``rejected`` (HTTP 401): get another access token."""
         with _PROCESS_CACHE_LOCK:
@@ -278,7 +314,7 @@ class OAuthTokens:
             return {}, {"Authorization": f"Basic {basic}"}
         return {"client_id": self.client_id, "client_secret": self._client_secret}, {}
 
-    def _grant(self, refresh_token: str, from_chain: bool) -> Grant:
+    def _grant(self, refresh_token: str, from_chain: bool, source: str | None = None) -> Grant:
         fields, auth_headers = self._client_credentials()
         response = self.hook.send(
             "POST token",
@@ -303,7 +339,7 @@ class OAuthTokens:
                     " profile's oauth_client_auth (body or basic) and, if the service wants one, the API key."
                 )
             if error == "invalid_grant":
-                source = (
+                source = source or (
                     "the stored (rotated) refresh token" if from_chain else "the connection's refresh token"
                 )
                 raise AuthenticationError(

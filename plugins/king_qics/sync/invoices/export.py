@@ -33,6 +33,8 @@ from king_qics.errors import (
 from king_qics.hooks.king.bookings import KingBooking, PostedBooking
 from king_qics.state import (
     EXPORT_OPEN_STATES,
+    ON_DEMAND_STATES,
+    REEXPORT_FROM,
     Claim,
     ClaimLost,
     ExportState,
@@ -44,6 +46,7 @@ from king_qics.sync.invoices.adoption import adoptable
 from king_qics.sync.invoices.after_booking import AfterBooking, InvoicePending
 from king_qics.sync.invoices.booking import Booking, KingRefs, NothingToBook, booking_from_json, build_booking
 from king_qics.sync.invoices.identity import InvoiceError, pdf_filename
+from king_qics.sync.invoices.on_demand import OnDemand, Refused, named_rows
 from king_qics.sync.invoices.report import ExportReport
 from king_qics.sync.invoices.selection import InvoiceSelection, king_refs
 
@@ -80,7 +83,7 @@ def _number(row) -> str:
     return str(row.invoice_number or f"id {row.invoice_id}").strip()
 
 
-class InvoiceExport(AfterBooking):
+class InvoiceExport(AfterBooking, OnDemand):
     """Exports one administration's processed Qics invoices to King, exactly once."""
 
     data_source = DATA_SOURCE
@@ -113,9 +116,11 @@ class InvoiceExport(AfterBooking):
 
     # -- the flow -------------------------------------------------------------------------------
 
-    def select_from_qics(self, *, dry_run: bool = False, report: ExportReport | None = None) -> list[dict]:
+    def select_from_qics(
+        self, *, dry_run: bool = False, report: ExportReport | None = None, numbers: set[str] | None = None
+    ) -> list[dict]:
         report = report or ExportReport(self.adm.id, dry_run=dry_run)
-        return self.selection.select_from_qics(dry_run=dry_run, report=report)
+        return self.selection.select_from_qics(dry_run=dry_run, report=report, numbers=numbers)
 
     def run(self, *, dry_run: bool = False) -> ExportReport:
         """Select and export in one go (what the tests and the dry run use)."""
@@ -135,19 +140,26 @@ class InvoiceExport(AfterBooking):
         report: ExportReport | None = None,
         snapshots: list[dict] | None = None,
         candidate_ids: set[int] | None = None,
+        numbers: set[str] | None = None,
     ) -> ExportReport:
         """Work every open invoice of the ledger to ``marked`` (new ones and earlier failures).
 
         ``candidate_ids``: the invoices the select step saw as processed in Qics this run. A
         ``selected`` row not among them is not booked (Qics no longer lists it as processed); rows
-        past ``selected`` are always worked on (they may be booked already).
+        past ``selected`` are always worked on (they may be booked already). ``numbers``: on
+        demand, only these invoices, now (king_qics.sync.invoices.on_demand).
         """
         report = report or ExportReport(self.adm.id, dry_run=dry_run)
         if dry_run:
-            return self._dry_run(report, snapshots)
+            return self._dry_run(report, snapshots, numbers)
         lease = self.lease  # refuses a configuration whose calls could outlive a claim, before anything
         rows = []
-        for row in self.ledger.rows(EXPORT_OPEN_STATES):
+        listed = (
+            self.ledger.rows(EXPORT_OPEN_STATES)
+            if numbers is None
+            else named_rows(self.ledger, numbers, report)
+        )
+        for row in listed:
             if candidate_ids is not None and row.state == S.SELECTED and row.invoice_id not in candidate_ids:
                 report.wait(
                     _number(row),
@@ -159,18 +171,24 @@ class InvoiceExport(AfterBooking):
         if not rows:
             log.info("%s invoice export: nothing to export", self.adm.id)
             return report
-        snapshots = [json.loads(r.invoice_json) for r in rows if r.state == S.SELECTED and r.invoice_json]
+        to_book = (S.SELECTED, *REEXPORT_FROM) if numbers is not None else (S.SELECTED,)
+        snapshots = [json.loads(r.invoice_json) for r in rows if r.state in to_book and r.invoice_json]
         refs = king_refs(self.king, snapshots)
         transient_in_a_row = 0
         for row in rows:
             number = _number(row)
-            claim = self.ledger.claim(row.invoice_id, self.token, lease)
+            states = EXPORT_OPEN_STATES if numbers is None else ON_DEMAND_STATES
+            claim = self.ledger.claim(row.invoice_id, self.token, lease, states)
             if claim is None:
                 report.wait(number, "claimed by another run at the moment")
                 continue
             try:
+                if numbers is not None and row.booking_key and S(row.state) in REEXPORT_FROM:
+                    self.check_king_first(claim, self.ledger.get(row.invoice_id))
                 self._export_one(claim, refs, report)
                 transient_in_a_row = 0
+            except Refused as exc:
+                report.fail(number, exc.reason)
             except ClaimLost:
                 report.wait(
                     number, "taken over by another run (this run's claim ran out); that run finishes it"
@@ -364,13 +382,15 @@ class InvoiceExport(AfterBooking):
         if not self.ledger.renew(claim):
             raise ClaimLost(f"invoice {claim.invoice_id}: claim (epoch {claim.epoch}) taken over")
 
-    def _dry_run(self, report: ExportReport, snapshots: list[dict] | None) -> ExportReport:
+    def _dry_run(self, report: ExportReport, snapshots: list[dict] | None, numbers=None) -> ExportReport:
         if snapshots is None:
-            snapshots = self.select_from_qics(dry_run=True, report=report)
+            snapshots = self.select_from_qics(dry_run=True, report=report, numbers=numbers)
         open_rows = {row.invoice_id: row for row in self.ledger.rows((S.SELECTED.value,))}
         for snapshot in snapshots:
             open_rows.pop(int(snapshot["InvoiceHeaderId"]), None)
         snapshots = snapshots + [json.loads(r.invoice_json) for r in open_rows.values() if r.invoice_json]
+        if numbers is not None:  # on demand: only the invoices named
+            snapshots = [s for s in snapshots if str(s.get("InvoiceNumber") or "").strip() in numbers]
         report.worked_on += len(snapshots)
         refs = king_refs(self.king, snapshots) if snapshots else None
         for snapshot in snapshots:

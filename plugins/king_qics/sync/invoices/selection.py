@@ -62,15 +62,20 @@ class InvoiceSelection:
     def __init__(self, administration, qics, ledger: InvoiceLedger):
         self.adm, self.qics, self.ledger = administration, qics, ledger
 
-    def select_from_qics(self, *, dry_run: bool, report: ExportReport) -> list[dict]:
+    def select_from_qics(
+        self, *, dry_run: bool, report: ExportReport, numbers: set[str] | None = None
+    ) -> list[dict]:
         """Read the processed invoices since the cutoff; record new candidates (and written-off ones
-        as skipped) in the ledger. Returns the candidate snapshots (with lines and codes)."""
+        as skipped) in the ledger. Returns the candidate snapshots (with lines and codes).
+        ``numbers``: on demand, only the invoices with these numbers are recorded."""
         cutoff = self.adm.book_invoices_from
         filter_ = processed_filter(self.adm, self.qics)
         headers = list(self.qics.iter_records("Invoice", filter=filter_, orderby="InvoiceHeaderId"))
         states = self.ledger.states()
         candidates = []
         for header in headers:
+            if numbers is not None and str(header.get("InvoiceNumber") or "").strip() not in numbers:
+                continue
             invoice_id = int(header["InvoiceHeaderId"])
             state = states.get(invoice_id)
             if state in EXPORT_DONE_STATES or state in _SENT_OR_LATER:
