@@ -6,8 +6,11 @@
 - map: the entity's mapping YAML (king_qics.mapping), lookups resolved against the state store;
 - diff: hash of the mapped record vs the hash last written (full_refresh: field by field against
   what Qics really holds, which repairs records changed by hand in Qics);
-- load: POST new, PUT changed (merged over the current Qics record, so unmapped fields survive);
-  each success is stored at once; a rejected record is stored on the failing list;
+- load: POST new, PUT changed (merged over the current Qics record, so unmapped fields survive),
+  up to the administration's ``qics_write_concurrency`` at once (sync.record_writes); the successes
+  are stored in batches (state.SavedBatch: a success not stored yet when the task dies is matched
+  in Qics by its King key on the next run, never created twice); a rejected record is stored on
+  the failing list at once;
 - report: counts, and a table of key + reason for every record that failed.
 
 Nothing is ever deleted in Qics. A dry run reads and diffs, logs what it would write per record
@@ -28,7 +31,7 @@ from king_qics.catalog import DAILY_CUTOFF, TIMEZONE
 from king_qics.errors import RecordValidationError
 from king_qics.lookups import synced_ids
 from king_qics.mapping import load_mapping, record_hash
-from king_qics.state import StateStore, SyncedRecords, Watermarks, add_run_report, utcnow
+from king_qics.state import SavedBatch, StateStore, SyncedRecords, Watermarks, add_run_report, utcnow
 from king_qics.sync.diff import (
     Action,
     bookkeeping_due,
@@ -38,6 +41,7 @@ from king_qics.sync.diff import (
     json_ready,
     stored_values,
 )
+from king_qics.sync.record_writes import RecordWrites
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +92,8 @@ class EntityRun:
     full_refresh: bool
     dry_run: bool
     retry_rejected: bool  # send records Qics rejected again even when unchanged
+    saves: SavedBatch
+    writes: RecordWrites
 
 
 def full_read_reason(watermark, started: datetime, full_refresh: bool, failing: int) -> str | None:
@@ -172,16 +178,25 @@ class MasterDataSync:
             full_refresh,
             dry_run,
             retry_rejected=retry_rejected or full_refresh,
+            saves=SavedBatch(records),
+            writes=RecordWrites(1 if dry_run else self.qics.in_flight.maximum, (RecordValidationError,)),
         )
         records_by_key = zip(mapped.records.index, mapped.records.to_dict("records"), strict=True)
-        for key, row in records_by_key:  # plain dicts: a Series per row (iterrows) cost more than the row
-            key = str(key)
-            pending = mapped.pending.get(key)
-            report.pending += pending is not None
-            if pending is not None:
-                report.waiting[key] = pending
-            payload = {name: json_ready(value) for name, value in row.items()}
-            self._sync_one(run, key, payload, pending, known.get(key))
+        try:
+            for key, row in records_by_key:  # plain dicts: a Series per row (iterrows) cost more than the row
+                key = str(key)
+                pending = mapped.pending.get(key)
+                report.pending += pending is not None
+                if pending is not None:
+                    report.waiting[key] = pending
+                payload = {name: json_ready(value) for name, value in row.items()}
+                self._sync_one(run, key, payload, pending, known.get(key))
+            run.writes.finish()
+        finally:  # also when the load ends with an error: what Qics accepted is stored
+            run.writes.close()
+            run.saves.flush()
+        if run.writes.workers > 1 and report.new + report.changed:
+            log.info("%s %s: Qics writes: %s", self.adm.id, entity, self.qics.in_flight.describe())
 
         if not dry_run:
             if not pending_only:
@@ -296,7 +311,7 @@ class MasterDataSync:
         if action is Action.UNCHANGED:
             report.unchanged += 1
             if not run.dry_run and bookkeeping_due(stored, digest, pending):
-                run.records.saved(key, qics_id, digest, canonical_json(payload), pending)
+                run.saves.add(key, qics_id, digest, canonical_json(payload), pending)
             return
         if run.dry_run:
             before = current if current is not None else stored_values(stored)
@@ -309,14 +324,20 @@ class MasterDataSync:
             )
             setattr(report, action.value, getattr(report, action.value) + 1)
             return
-        try:
-            qics_id = self._write(mapping, payload, qics_id, current)
-        except RecordValidationError as exc:
-            reason = f"Qics rejected {mapping.qics_entity}: {exc.message}"
-            self._fail(report, run.records, key, reason, False, rejected_hash=digest)
+
+        def done(saved_id, error) -> None:
+            self._written(run, key, action, digest, payload, pending, saved_id, error)
+
+        run.writes.submit(lambda: self._write(mapping, payload, qics_id, current), done)
+
+    def _written(self, run: EntityRun, key, action, digest, payload, pending, qics_id, error) -> None:
+        """A write's outcome, in the run's thread: the success stored, or the rejection listed."""
+        if error is not None:
+            reason = f"Qics rejected {run.mapping.qics_entity}: {error.message}"
+            self._fail(run.report, run.records, key, reason, False, rejected_hash=digest)
             return
-        run.records.saved(key, qics_id, digest, canonical_json(payload), pending)
-        setattr(report, action.value, getattr(report, action.value) + 1)
+        run.saves.add(key, qics_id, digest, canonical_json(payload), pending)
+        setattr(run.report, action.value, getattr(run.report, action.value) + 1)
 
     def _in_qics(self, run: EntityRun, key: str, stored) -> tuple[int | None, dict | None]:
         """The record's Qics id and, when Qics was read, its current Qics record."""
