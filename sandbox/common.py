@@ -101,6 +101,7 @@ class Faults:
             if request.seed is not None:
                 self.rng = random.Random(request.seed)
             self.peak_in_flight = self.in_flight
+            self._admitted_at.clear()  # a new per_second limit counts from now
 
     def clear(self) -> None:
         with self._lock:
