@@ -31,6 +31,8 @@ from bench.harness import LATENCY_ENV, ROOT, latency_ms, prepare_environment
 FIGURES = ["parse", "master_data", "initial_load", "invoices", "memory", "ui_page"]
 RESULTS = ROOT / "bench" / "RESULTS.md"
 PROFILING = ROOT / "bench" / "profiling.md"
+# Issue 19 §4, the real scheduler with N administrations: its module writes this section's text.
+SCALE = ROOT / "bench" / "scale.md"
 
 
 def machine() -> str:
@@ -110,6 +112,11 @@ def report(rows: list[dict], notes: list[str], quick: bool, seconds: float, load
         )
     if notes:
         lines += ["", "## Notes", "", *(f"- {note}" for note in notes)]
+    lines += ["", "## Scale: administrations per machine", ""]
+    if SCALE.exists():
+        lines.append(SCALE.read_text(encoding="utf-8").strip())
+    else:
+        lines.append("Not measured in this run (`bench/scale.md` does not exist).")
     if PROFILING.exists():
         lines += ["", PROFILING.read_text(encoding="utf-8").strip()]
     return "\n".join(lines) + "\n"
