@@ -17,6 +17,7 @@ from bench import bare
 from bench.harness import (
     MASTER_DATA_ENTITIES,
     command,
+    cpu_waits,
     king_data,
     latency_ms,
     measured,
@@ -50,18 +51,19 @@ def run(quick: bool, size: int | None = None) -> list[dict]:
     with sandboxes(latency_ms()) as sb:
         sb.load(king, qics)
         reset_state()
-        with bare.record() as calls, measured() as ours:
+        with bare.record() as calls, cpu_waits(sb.process.pid) as waits, measured() as ours:
             counts = sync_entities(serial, ENTITIES, full_refresh=True)
         created = sum(c["new"] for c in counts.values())
         qics_writes = writes(sb.calls("qics"))
 
         sb.load(king, qics)
-        replayed = bare.replay(calls)
+        with cpu_waits(sb.process.pid) as bare_waits:
+            replayed = bare.replay(calls)
         bare_writes = writes(sb.calls("qics"))
 
         sb.load(king, qics)
         reset_state()
-        with measured() as ours_n:
+        with cpu_waits(sb.process.pid) as waits_n, measured() as ours_n:
             counts_n = sync_entities(concurrent, ENTITIES, full_refresh=True)
         calls_n = sum(sb.calls("king").values()) + sum(sb.calls("qics").values())
         writes_n, peak = writes(sb.calls("qics")), sb.peak_in_flight("qics")
@@ -72,6 +74,16 @@ def run(quick: bool, size: int | None = None) -> list[dict]:
     over_floor = ours_n["wall"] / floor_n if floor_n else 0.0
     same = [c.status for c in calls] == replayed["statuses"] and bare_writes == qics_writes
     label = f"initial load, {debtors} debtors, {latency_ms():g} ms latency"
+    pid = sb.process.pid
+
+    def waited(what: str, found: dict) -> dict:
+        return row(
+            f"{label}: {what}: time runnable but waiting for a CPU (run queue), ours / sandboxes",
+            f"{found['ours']:.1f} s / {found.get(pid, 0.0):.1f} s",
+            command=cmd,
+            kind="info",
+        )
+
     created_n = sum(c["new"] for c in counts_n.values())
     return [
         row(f"{label}: customers created", counts["customers"]["new"], f"= {debtors}",
@@ -87,6 +99,8 @@ def run(quick: bool, size: int | None = None) -> list[dict]:
         row(f"{label}: bare serial requests loop, records/s",
             f"{created / replayed['wall']:.1f} ({n_calls} calls in {replayed['wall']:.1f} s, "
             f"CPU {replayed['cpu']:.1f} s)", command=cmd, kind="time"),
+        waited("ours, serial", waits),
+        waited("bare serial loop", bare_waits),
         row(f"{label}: serial floor (calls x latency)", f"{floor:.1f} s ({n_calls} x {latency_ms():g} ms)",
             command=cmd, kind="info"),
         row(f"{label}: ours / bare, serial", f"{ratio:.3f}", f">= {SERIAL_TARGET}", ratio >= SERIAL_TARGET,
@@ -100,6 +114,7 @@ def run(quick: bool, size: int | None = None) -> list[dict]:
         row(f"{label}: ours with qics_write_concurrency {CONCURRENCY}, records/s",
             rate(created_n, ours_n),
             command=cmd, kind="time"),
+        waited(f"ours with qics_write_concurrency {CONCURRENCY}", waits_n),
         row(f"{label}: {CONCURRENCY}-way floor (calls x latency / {CONCURRENCY})", f"{floor_n:.1f} s",
             command=cmd, kind="info"),
         row(f"{label}: ours with qics_write_concurrency {CONCURRENCY} / the {CONCURRENCY}-way floor, in time",

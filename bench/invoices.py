@@ -16,6 +16,7 @@ from pathlib import Path
 from bench import bare
 from bench.harness import (
     command,
+    cpu_waits,
     export_invoices,
     king_data,
     latency_ms,
@@ -40,7 +41,7 @@ def run(quick: bool, size: str | None = None) -> list[dict]:
     with sandboxes(latency_ms()) as sb:
         sb.load(king, qics)
         reset_state()
-        with bare.record() as calls, measured() as ours:
+        with bare.record() as calls, cpu_waits(sb.process.pid) as waits, measured() as ours:
             counts = export_invoices(config)
         booked = counts["export"]["booked"]
         qics_writes, king_calls = writes(sb.calls("qics")), sum(sb.calls("king").values())
@@ -51,7 +52,8 @@ def run(quick: bool, size: str | None = None) -> list[dict]:
         again_qics, again_king = sb.calls("qics"), sb.calls("king")
 
         sb.load(king, qics)
-        replayed = bare.replay(calls)
+        with cpu_waits(sb.process.pid) as bare_waits:
+            replayed = bare.replay(calls)
         bare_writes, bare_king = writes(sb.calls("qics")), sum(sb.calls("king").values())
 
     ratio = replayed["wall"] / ours["wall"]  # = ours' bookings/s over the bare loop's
@@ -61,6 +63,9 @@ def run(quick: bool, size: str | None = None) -> list[dict]:
         king_calls,
     )
     label = f"invoice export, {invoices} invoices, {latency_ms():g} ms latency"
+    pid = sb.process.pid
+    waited = {what: f"{found['ours']:.1f} s / {found.get(pid, 0.0):.1f} s" for what, found in
+              (("ours", waits), ("bare serial loop", bare_waits))}  # fmt: skip
     return [
         row(f"{label}: booked", booked, f"= {invoices}", booked == invoices, command=cmd, kind="count"),
         row(f"{label}: Qics writes (one EntityState per invoice)", qics_writes, f"= {invoices}",
@@ -75,6 +80,8 @@ def run(quick: bool, size: str | None = None) -> list[dict]:
         row(f"{label}: bare serial requests loop, bookings/s",
             f"{booked / replayed['wall']:.2f} ({len(calls)} calls in {replayed['wall']:.1f} s, "
             f"CPU {replayed['cpu']:.1f} s)", command=cmd, kind="time"),
+        *(row(f"{label}: {what}: time runnable but waiting for a CPU (run queue), ours / sandboxes", value,
+              command=cmd, kind="info") for what, value in waited.items()),
         row(f"{label}: serial floor (calls x latency)", f"{floor:.1f} s ({len(calls)} x {latency_ms():g} ms)",
             command=cmd, kind="info"),
         row(f"{label}: ours / bare", f"{ratio:.3f}", f">= {RATIO_TARGET}", ratio >= RATIO_TARGET,
