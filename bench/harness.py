@@ -21,6 +21,8 @@ import requests
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+LATENCY_ENV = "KQS_BENCH_LATENCY_MS"  # set by ``python -m bench --latency-ms``
+DEFAULT_LATENCY_MS = 30.0
 ADMINISTRATION = "noord"  # universe.ADMINISTRATIONS[0]: what the generators build
 MASTER_DATA_ENTITIES = ["vat_codes", "payment_conditions", "cost_centers", "items", "customers"]
 OLD_MUTDATE = "2026-06-01T09:00:00+02:00"  # long before any run: steady state reads nothing
@@ -45,8 +47,14 @@ def prepare_environment() -> Path:
     return home
 
 
+def latency_ms() -> float:
+    """The sandbox latency per call of the throughput figures (``--latency-ms``, default 30 ms)."""
+    return float(os.environ.get(LATENCY_ENV, DEFAULT_LATENCY_MS))
+
+
 def command(quick: bool, module: str) -> str:
-    return f"python -m bench {'--quick ' if quick else ''}--only {module}"
+    latency = "" if latency_ms() == DEFAULT_LATENCY_MS else f"--latency-ms {latency_ms():g} "
+    return f"python -m bench {'--quick ' if quick else ''}{latency}--only {module}"
 
 
 def row(figure: str, value, target: str = "", met: bool | None = None, *, command: str, kind: str) -> dict:
@@ -62,15 +70,17 @@ def pages(records: int, page_size: int) -> int:
 
 
 class Sandboxes:
-    """Both emulators in their own process (``python -m sandbox serve``) on free ports."""
+    """Both emulators in their own process (``python -m sandbox serve``) on free ports, every
+    emulated call delayed by ``latency_ms`` (kept across loads)."""
 
-    def __init__(self) -> None:
+    def __init__(self, latency_ms: float = 0.0) -> None:
         from sandbox.server import free_port, start_process
 
+        self.latency_ms = latency_ms
         self.king_port, self.qics_port = free_port(), free_port()
         self.log_path = Path(tempfile.mkdtemp(prefix="kqs-bench-sandbox-")) / "sandbox.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop())
-        self.process = start_process(self.king_port, self.qics_port, output=self._log)
+        self.process = start_process(self.king_port, self.qics_port, output=self._log, latency_ms=latency_ms)
         self.king_url = f"http://127.0.0.1:{self.king_port}/v1/ws1_xml.asmx"
         self.qics_url = f"http://127.0.0.1:{self.qics_port}"
 
@@ -98,6 +108,10 @@ class Sandboxes:
         for api in ("king", "qics"):
             self._admin(api, "DELETE", "calls")
 
+    def peak_in_flight(self, api: str) -> int:
+        """The most requests the emulator handled at once since the last load."""
+        return self._admin(api, "GET", "faults")["peak_in_flight"]
+
     def peak_rss_mb(self) -> float | None:
         return peak_rss_mb_of(self.process.pid)
 
@@ -111,8 +125,8 @@ class Sandboxes:
 
 
 @contextmanager
-def sandboxes():
-    running = Sandboxes()
+def sandboxes(latency_ms: float = 0.0):
+    running = Sandboxes(latency_ms)
     try:
         running.connect()
         yield running
@@ -160,15 +174,18 @@ def qics_empty_company() -> dict:
     return {"entities": {"Company": [company]}}
 
 
-def write_config(folder: Path, count: int = 1) -> Path:
-    """administrations.yaml with ``count`` administrations like the first one of the shipped file."""
+def write_config(folder: Path, count: int = 1, *, write_concurrency: int | None = None) -> Path:
+    """administrations.yaml with ``count`` administrations like the first one of the shipped file
+    (``write_concurrency``: their qics_write_concurrency, else the shipped one)."""
     shipped = yaml.safe_load((ROOT / "include" / "administrations.yaml").read_text(encoding="utf-8"))
     template = next(adm for adm in shipped["administrations"] if adm["id"] == ADMINISTRATION)
+    if write_concurrency is not None:
+        template = {**template, "qics_write_concurrency": write_concurrency}
     entries = [template] + [
         {**template, "id": f"adm_{i:04d}", "king_conn_id": f"king_adm_{i:04d}", "qics_company_id": 100 + i}
         for i in range(1, count)
     ]  # each its own books: the config refuses two entries for the same King or Qics books
-    path = folder / f"administrations_{count}.yaml"
+    path = folder / f"administrations_{count}{f'_w{write_concurrency}' if write_concurrency else ''}.yaml"
     path.write_text(yaml.safe_dump({"administrations": entries}, sort_keys=False), encoding="utf-8")
     return path
 
@@ -215,6 +232,50 @@ def expire_daily_full_read() -> None:
     store = StateStore.from_settings()
     with store.transaction() as conn:
         conn.execute(sa.update(watermarks).values(last_full_read_at=utcnow() - dt.timedelta(days=2)))
+
+
+@contextmanager
+def cpu_waits(*pids: int):
+    """Seconds the threads of each process (and of this one) spent runnable but waiting for a CPU
+    (the run-queue delay of /proc/PID/task/TID/schedstat), sampled every 50 ms so that threads
+    that end meanwhile count too. On a shared machine this is the part of a wall time that no
+    code of ours or the sandboxes' could have made shorter."""
+    import threading
+
+    watched = [os.getpid(), *pids]
+    seen: dict[tuple[int, str], int] = {}
+    start: dict[tuple[int, str], int] = {}
+    result: dict[int, float] = {}
+
+    def sample(first: bool = False) -> None:
+        for pid in watched:
+            for path in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+                try:
+                    waited = int(path.read_text().split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+                key = (pid, path.parent.name)
+                start.setdefault(key, waited if first else 0)  # a thread started since: all of it
+                seen[key] = waited
+
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(0.05):
+            sample()
+
+    sample(first=True)
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield result
+    finally:
+        stop.set()
+        thread.join()
+        sample()
+        for (pid, tid), waited in seen.items():
+            result[pid] = result.get(pid, 0.0) + (waited - start[(pid, tid)]) / 1e9
+        result["ours"] = result.pop(os.getpid(), 0.0)
 
 
 @contextmanager

@@ -1,5 +1,5 @@
 """``python -m sandbox serve [--host H] [--king-port P] [--qics-port Q] [--fixture FILE | --generate N]
-[--seed S] [--king-profile default|alt] [--qics-profile default|alt]``"""
+[--seed S] [--king-profile default|alt] [--qics-profile default|alt] [--latency-ms MS]``"""
 
 from __future__ import annotations
 
@@ -41,6 +41,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     run.add_argument("--log-level", default="warning")
     run.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="delay every emulated request of both APIs by this much (a real API's round trip)",
+    )
+    run.add_argument(
         "--king-profile",
         choices=sorted(KING_PROFILES),
         default=None,
@@ -52,6 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     king, qics = build_emulators(fixture, args.generate, args.seed, qics_profile=args.qics_profile)
     if args.king_profile:
         king.wire = KING_PROFILES[args.king_profile]
+    king.faults.latency_seconds = qics.faults.latency_seconds = args.latency_ms / 1000
     asyncio.run(serve(king.app, qics.app, args.king_port, args.qics_port, args.log_level, args.host))
 
 

@@ -12,7 +12,16 @@ empty list or ``DELETE /_sandbox/faults`` switches all off):
   the status line, so the client never receives the body;
 - ``raw_response``: answer ``status`` with ``body`` repeated ``repeat`` times (streamed) as
   ``content_type``, without handling the request: a misbehaving server or proxy (HTML error pages,
-  broken JSON, XML with a DTD, a huge answer).
+  broken JSON, XML with a DTD, a huge answer);
+- ``rate_limit``: a service's request limit: a request arriving while ``max_in_flight`` admitted
+  requests are still being handled, or after ``per_second`` were admitted in the last second, is
+  answered 429 with ``Retry-After: <retry_after>`` (not handled, not counted as in flight);
+  checked before the other rules, on every request it names (``probability`` does not apply).
+
+Besides the rules, a server-wide ``latency`` (``PUT /_sandbox/latency`` with ``{"seconds": s}``, or
+``python -m sandbox serve --latency-ms``) delays every emulated request by ``s`` while it counts as in
+flight: the round trip of a real API on the internet. Loading data keeps it; ``GET /_sandbox/faults``
+shows it with the peak of admitted requests in flight (``peak_in_flight``).
 
 A rule fires with ``probability`` (default 1.0), at most ``count`` times (default unlimited), only
 for the listed ``operations`` (default all), drawn from a generator seeded by ``seed``.
@@ -23,7 +32,8 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-from collections import Counter
+import time
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -32,10 +42,18 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 FaultKind = Literal[
-    "http_500", "http_503", "http_429", "latency", "expire_session", "drop_after_commit", "raw_response"
+    "http_500",
+    "http_503",
+    "http_429",
+    "latency",
+    "expire_session",
+    "drop_after_commit",
+    "raw_response",
+    "rate_limit",
 ]
 
 DROP_FLAG = "sandbox_drop_response"
+ADMITTED_FLAG = "sandbox_admitted"
 
 
 class FaultRule(BaseModel):
@@ -49,6 +67,8 @@ class FaultRule(BaseModel):
     body: str = ""
     content_type: str = "text/xml; charset=utf-8"
     repeat: int = Field(1, ge=1)
+    max_in_flight: int | None = Field(None, ge=1)  # rate_limit
+    per_second: float | None = Field(None, gt=0)  # rate_limit
     fired: int = 0
 
     def matches(self, operation: str) -> bool:
@@ -70,16 +90,49 @@ class Faults:
         self.rng = random.Random(seed)
         self.fired: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self.latency_seconds = 0.0  # server-wide, kept across loads (see the module docstring)
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self._admitted_at: deque[float] = deque()  # monotonic times of the last second's admissions
 
     def configure(self, request: FaultRequest) -> None:
         with self._lock:
             self.rules = list(request.faults)
             if request.seed is not None:
                 self.rng = random.Random(request.seed)
+            self.peak_in_flight = self.in_flight
+            self._admitted_at.clear()  # a new per_second limit counts from now
 
     def clear(self) -> None:
         with self._lock:
             self.rules = []
+            self.peak_in_flight = self.in_flight
+
+    def admit(self, operation: str, request: Request | None) -> FaultRule | None:
+        """Count the request as in flight, or return the rate_limit rule that refuses it."""
+        with self._lock:
+            now = time.monotonic()
+            while self._admitted_at and self._admitted_at[0] <= now - 1.0:
+                self._admitted_at.popleft()
+            for rule in self.rules:
+                if rule.kind != "rate_limit" or not rule.matches(operation):
+                    continue
+                over_flight = rule.max_in_flight is not None and self.in_flight >= rule.max_in_flight
+                over_rate = rule.per_second is not None and len(self._admitted_at) >= rule.per_second
+                if over_flight or over_rate:
+                    rule.fired += 1
+                    self.fired[rule.kind] += 1
+                    return rule
+            if request is not None:
+                self.in_flight += 1
+                self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+                self._admitted_at.append(now)
+                request.scope.setdefault("state", {})[ADMITTED_FLAG] = True
+        return None
+
+    def done(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     def draw(self, operation: str, kinds: set[str]) -> FaultRule | None:
         with self._lock:
@@ -90,8 +143,18 @@ class Faults:
                     return rule
         return None
 
-    async def before(self, operation: str, expire: Callable[[], None]) -> Response | None:
-        """Apply the faults that strike before a request is handled; a response ends the request."""
+    async def before(
+        self, operation: str, expire: Callable[[], None], request: Request | None = None
+    ) -> Response | None:
+        """Apply the faults that strike before a request is handled; a response ends the request.
+        ``request``: counted as in flight until its answer is sent (InFlightMiddleware)."""
+        limited = self.admit(operation, request)
+        if self.latency_seconds:
+            await asyncio.sleep(self.latency_seconds)
+        if limited is not None:
+            return Response(
+                "Too Many Requests", status_code=429, headers={"Retry-After": f"{limited.retry_after:g}"}
+            )
         rule = self.draw(
             operation, {"http_500", "http_503", "http_429", "latency", "expire_session", "raw_response"}
         )
@@ -122,7 +185,13 @@ class Faults:
 
     def describe(self) -> dict[str, Any]:
         with self._lock:
-            return {"rules": [rule.model_dump() for rule in self.rules], "fired": dict(self.fired)}
+            return {
+                "rules": [rule.model_dump() for rule in self.rules],
+                "fired": dict(self.fired),
+                "latency_seconds": self.latency_seconds,
+                "in_flight": self.in_flight,
+                "peak_in_flight": self.peak_in_flight,
+            }
 
 
 class Calls:
@@ -163,6 +232,21 @@ class DropResponseMiddleware:
             await send(message)
 
         await self.app(scope, receive, guarded_send)
+
+
+class InFlightMiddleware:
+    """Pure ASGI middleware: a request that ``Faults.before`` admitted stops counting as in flight
+    once its answer has been sent (or it failed)."""
+
+    def __init__(self, app, faults: Faults):
+        self.app, self.faults = app, faults
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if scope.get("state", {}).get(ADMITTED_FLAG):
+                self.faults.done()
 
 
 def admin_router(
@@ -212,6 +296,11 @@ def admin_router(
     @router.delete("/faults")
     def delete_faults() -> dict:
         faults.clear()
+        return faults.describe()
+
+    @router.put("/latency")
+    async def put_latency(request: Request) -> dict:
+        faults.latency_seconds = float((await request.json())["seconds"])
         return faults.describe()
 
     return router

@@ -71,12 +71,19 @@ def free_port() -> int:
 
 
 def start_process(
-    king_port: int, qics_port: int, *, output=None, timeout: float = 60, qics_profile: str | None = None
+    king_port: int,
+    qics_port: int,
+    *,
+    output=None,
+    timeout: float = 60,
+    qics_profile: str | None = None,
+    latency_ms: float = 0.0,
 ):
     """``python -m sandbox serve`` as a child process, returned once both ports answer.
 
     ``output``: a file for the sandboxes' own log (never a pipe nobody reads: a full pipe would
     block the emulators); default: inherit. ``qics_profile``: ``--qics-profile`` (default: default).
+    ``latency_ms``: ``--latency-ms``, every emulated request of both APIs delayed by this much.
     """
     import subprocess
     import sys
@@ -95,6 +102,7 @@ def start_process(
             "--qics-port",
             str(qics_port),
             *(["--qics-profile", qics_profile] if qics_profile else []),
+            *(["--latency-ms", str(latency_ms)] if latency_ms else []),
         ],
         cwd=Path(__file__).resolve().parents[1],
         stdout=output,

@@ -135,6 +135,9 @@ class Administration(_Strict):
     projects_employees_interval_minutes: int = Field(240, ge=1, le=1440)
     schedule: Schedule = Schedule()
     pools: Pools = Pools()
+    # Qics requests one master-data task keeps in flight at once (1: one after the other); a 429 or
+    # 503 from Qics lowers it for the rest of the task (README, "Bounded concurrency").
+    qics_write_concurrency: int = Field(4, ge=1, le=32)
     defaults: Defaults = Defaults()
     notifications: Notifications = Notifications()
     enabled: bool = True

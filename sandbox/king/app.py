@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from lxml import etree
 
-from sandbox.common import Calls, DropResponseMiddleware, Faults, admin_router
+from sandbox.common import Calls, DropResponseMiddleware, Faults, InFlightMiddleware, admin_router
 from sandbox.king import soap
 from sandbox.king.journal import JournalOperations
 from sandbox.king.reads import ReadOperations
@@ -68,6 +68,7 @@ class KingEmulator(ReadOperations, JournalOperations):
         self._query_cache: dict[tuple, list] = {}
         self.app = FastAPI(title="King Cloudswitch sandbox", docs_url=None, redoc_url=None, openapi_url=None)
         self.app.add_middleware(DropResponseMiddleware)
+        self.app.add_middleware(InFlightMiddleware, faults=self.faults)
         self.app.include_router(
             admin_router(name="king", state=self.state, load=self.load, calls=self.calls, faults=self.faults)
         )
@@ -139,7 +140,7 @@ class KingEmulator(ReadOperations, JournalOperations):
             self.calls.add("(invalid request)")
             return self._fault(fault)
         self.calls.add(operation)
-        early = await self.faults.before(operation, expire=self.expire_sessions)
+        early = await self.faults.before(operation, expire=self.expire_sessions, request=request)
         if early is not None:
             return early
         handler = self.operations.get(operation)

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from sandbox.common import Calls, DropResponseMiddleware, Faults, admin_router
+from sandbox.common import Calls, DropResponseMiddleware, Faults, InFlightMiddleware, admin_router
 from sandbox.qics.auth import api_key_ok, forbidden_api_key, register_oauth, unauthorized
 from sandbox.qics.metadata import csdl
 from sandbox.qics.odata import ODataError, parse_filter, parse_orderby, sort_records, to_json
@@ -60,6 +60,7 @@ class QicsEmulator:
     def _build(self) -> FastAPI:
         app = FastAPI(title="QicsMilestones emulator", docs_url=None, redoc_url=None, openapi_url=None)
         app.add_middleware(DropResponseMiddleware)
+        app.add_middleware(InFlightMiddleware, faults=self.faults)
         app.include_router(
             admin_router(name="qics", state=self.state, load=self.load, calls=self.calls, faults=self.faults)
         )
@@ -124,7 +125,7 @@ class QicsEmulator:
         else:
             operation = f"{request.method} {served}"
         self.calls.add(operation)
-        fault = await self.faults.before(operation, expire=self.expire_tokens)
+        fault = await self.faults.before(operation, expire=self.expire_tokens, request=request)
         if fault is not None:
             return fault
         if not api_key_ok(self, request):

@@ -7,6 +7,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+import pytest
 import yaml
 
 from king_qics.config import Administration, load_administrations, parse_administrations
@@ -53,6 +54,7 @@ def test_defaults():
     assert adm.projects_employees_interval_minutes == 240
     assert (adm.schedule.start, adm.schedule.end, adm.schedule.interval_minutes) == ("07:00", "20:00", 15)
     assert (adm.pools.king, adm.pools.qics) == (1, 1)
+    assert adm.qics_write_concurrency == 4
     assert adm.defaults.country_code == "NL"
     assert adm.defaults.payment_condition_type == "Days"
     assert adm.defaults.item_type == "Expense"
@@ -60,6 +62,13 @@ def test_defaults():
     assert adm.enabled is True
     assert adm.company_id == 3
     assert adm.book_invoices_from == date(2026, 10, 1)
+
+
+@pytest.mark.parametrize("value", [0, 33, "many"])
+def test_qics_write_concurrency_out_of_range_is_an_error_of_that_field(value):
+    result = parse_administrations({"administrations": [{**MINIMAL, "qics_write_concurrency": value}]})
+    assert result.administrations == []
+    assert [error.fields for error in result.errors] == [("qics_write_concurrency",)]
 
 
 def test_valid_file_sorted_by_id_with_top_level_settings(tmp_path):

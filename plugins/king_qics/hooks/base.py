@@ -6,7 +6,9 @@ Each hook subclasses :class:`ApiHook` and sends every request through :meth:`Api
   honouring ``Retry-After`` (bounded by ``max_attempts``);
 - never retries a non-idempotent write whose outcome is unknown (the request may have reached the
   server): it raises :class:`OutcomeUnknownError` so the caller can look the record up first;
-- counts calls per operation (``call_counts()``) and writes one debug line per call.
+- counts calls per operation (``call_counts()``) and writes one debug line per call;
+- lets at most ``max_in_flight`` requests be on the way at once when several threads send
+  (``in_flight``, an AIMD bound that a 429 or 503 lowers: king_qics.hooks.in_flight).
 
 Secrets are registered with Airflow's secrets masker as soon as a hook reads its connection.
 """
@@ -26,8 +28,10 @@ import tenacity
 import urllib3
 from airflow.providers.http.hooks.http import HttpHook
 from lxml import etree
+from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
 
 from king_qics.errors import OutcomeUnknownError, ProtocolError, TransientError
+from king_qics.hooks.in_flight import InFlightLimiter
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,7 @@ _CALLS_LOCK = threading.Lock()
 _TRANSPORT_EXTRAS = {"timeout", "verify", "verify_ssl", "proxies", "proxy", "cert", "trust_env"}
 
 _NOT_PROCESSED_STATUSES = {429, 503}  # the server says it did not handle the request
+_DEFAULT_POOL_SIZE = 10  # the connections requests keeps per host (HttpHook's adapter: TCP keep-alive)
 
 
 def call_counts() -> dict[str, int]:
@@ -110,9 +115,11 @@ class ApiHook(HttpHook):
         max_attempts: int | None = None,
         backoff_initial: float | None = None,
         backoff_max: float | None = None,
+        max_in_flight: int = 1,
     ):
         super().__init__(method="POST", http_conn_id=conn_id)
         self.conn_id = conn_id
+        self.in_flight = InFlightLimiter(max_in_flight)
         self._timeout = timeout
         self._max_attempts = max_attempts
         self._backoff_initial = backoff_initial
@@ -176,6 +183,11 @@ class ApiHook(HttpHook):
         """One pooled session per hook instance (HttpHook.run builds a new one per call)."""
         session = self.get_conn()
         _resolve_environment_once(session, self.base_url)
+        if self.in_flight.maximum > _DEFAULT_POOL_SIZE:  # a connection kept for every request in flight
+            size = self.in_flight.maximum
+            adapter = TCPKeepAliveAdapter(idle=120, count=20, interval=30, pool_maxsize=size)
+            for prefix in ("http://", "https://"):
+                session.mount(prefix, adapter)
         return session
 
     def url(self, endpoint: str = "") -> str:
@@ -265,23 +277,25 @@ class ApiHook(HttpHook):
             before_attempt()
         with _CALLS_LOCK:
             _CALLS[f"{self.api_name}.{operation}"] += 1
-        started = time.monotonic()
+        url, started = self.url(endpoint), time.monotonic()
         try:
-            response = self.session.request(
-                method,
-                self.url(endpoint),
-                timeout=self.timeout,
-                allow_redirects=False,
-                stream=True,
-                **request_kwargs,
-            )
-            # read the body now (a dropped body is a transport failure), at most max_response_bytes
-            _read_body(
-                response,
-                self.max_response_bytes,
-                f"{self.api_name} {operation}",
-                deadline=started + 2 * self.timeout,
-            )
+            with self.in_flight.slot() as number:
+                started = time.monotonic()  # the wait for a slot is not the request's
+                response = self.session.request(
+                    method,
+                    url,
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                    stream=True,
+                    **request_kwargs,
+                )
+                # read the body now (a dropped body is a transport failure), at most max_response_bytes
+                _read_body(
+                    response,
+                    self.max_response_bytes,
+                    f"{self.api_name} {operation}",
+                    deadline=started + 2 * self.timeout,
+                )
         except requests.exceptions.ConnectTimeout as exc:
             raise TransientError(f"{self.api_name} {operation}: connect timeout") from exc
         except requests.exceptions.ConnectionError as exc:
@@ -302,10 +316,12 @@ class ApiHook(HttpHook):
             elapsed_ms = (time.monotonic() - started) * 1000
         log.debug("%s %s -> HTTP %s in %.0f ms", self.api_name, operation, response.status_code, elapsed_ms)
         if response.status_code in _NOT_PROCESSED_STATUSES:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            self.in_flight.throttled(number, retry_after)
             raise TransientError(
-                f"{self.api_name} {operation}: HTTP {response.status_code}",
-                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                f"{self.api_name} {operation}: HTTP {response.status_code}", retry_after=retry_after
             )
+        self.in_flight.accepted()
         if response.status_code >= 500 and self.is_transient_server_error(response):
             if not idempotent:
                 raise OutcomeUnknownError(

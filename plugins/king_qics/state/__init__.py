@@ -40,6 +40,7 @@ from king_qics.state.ledger import (
     InvoiceLedger,
 )
 from king_qics.state.records import (
+    SavedBatch,
     SyncedRecords,
     Watermarks,
     add_run_report,
@@ -84,6 +85,7 @@ __all__ = [
     "ClaimLost",
     "ExportState",
     "InvoiceLedger",
+    "SavedBatch",
     "StateStore",
     "SyncedRecords",
     "Watermarks",

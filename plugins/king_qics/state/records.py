@@ -3,6 +3,7 @@ watermarks, run reports and the latest reconciliation."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -61,22 +62,35 @@ class SyncedRecords:
     def saved(
         self, king_key: str, qics_id: int, record_hash: str, record_json: str, pending: str | None = None
     ) -> None:
-        now = utcnow()
-        values = {
+        self.saved_many([self.success(king_key, qics_id, record_hash, record_json, pending)])
+
+    def success(
+        self, king_key: str, qics_id: int, record_hash: str, record_json: str, pending: str | None = None
+    ) -> dict:
+        """The row ``saved`` stores for a record now in Qics (for ``saved_many``)."""
+        return {
+            "administration": self.administration,
+            "entity": self.entity,
+            "king_key": king_key,
             "qics_id": qics_id,
             "record_hash": record_hash,
             "record_json": record_json,
             "pending": pending,
-            "synced_at": now,
+            "synced_at": utcnow(),
             "last_error": None,
             "rejected_hash": None,
             "attempts": 0,
             "first_failed_at": None,
             "last_failed_at": None,
         }
-        key = {"administration": self.administration, "entity": self.entity, "king_key": king_key}
+
+    def saved_many(self, rows: list[dict]) -> None:
+        """Store several successes (rows of ``success``) in one transaction."""
+        if not rows:
+            return
+        columns = tuple(name for name in rows[0] if name not in ("administration", "entity", "king_key"))
         with self.store.transaction() as conn:
-            conn.execute(_saved_upsert(conn.dialect.name, tuple(values)), {**key, **values})
+            conn.execute(_saved_upsert(conn.dialect.name, columns), rows)
 
     def removed_in_king(self, king_key: str) -> None:
         """Stop retrying a record King no longer has: forget it if it never reached Qics, else
@@ -107,6 +121,26 @@ class SyncedRecords:
                     "last_failed_at": now,
                 },
             )
+
+
+class SavedBatch:
+    """The successes of one run, stored together: a commit per ``size`` records or per ``seconds``,
+    whichever comes first, and at ``flush()``. A success not yet stored when the task dies is found
+    again by the next run, which matches the record in Qics by its King key (sync.master_data)."""
+
+    def __init__(self, records: SyncedRecords, size: int = 500, seconds: float = 1.0):
+        self.records, self.size, self.seconds = records, size, seconds
+        self.rows: list[dict] = []
+        self._since = time.monotonic()
+
+    def add(self, king_key: str, qics_id: int, record_hash: str, record_json: str, pending: str | None):
+        self.rows.append(self.records.success(king_key, qics_id, record_hash, record_json, pending))
+        if len(self.rows) >= self.size or time.monotonic() - self._since >= self.seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        rows, self.rows, self._since = self.rows, [], time.monotonic()
+        self.records.saved_many(rows)
 
 
 class Watermarks:

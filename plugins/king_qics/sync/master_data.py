@@ -6,8 +6,11 @@
 - map: the entity's mapping YAML (king_qics.mapping), lookups resolved against the state store;
 - diff: hash of the mapped record vs the hash last written (full_refresh: field by field against
   what Qics really holds, which repairs records changed by hand in Qics);
-- load: POST new, PUT changed (merged over the current Qics record, so unmapped fields survive);
-  each success is stored at once; a rejected record is stored on the failing list;
+- load: POST new, PUT changed (merged over the current Qics record, so unmapped fields survive),
+  up to the administration's ``qics_write_concurrency`` at once (sync.record_writes); the successes
+  are stored in batches (state.SavedBatch: a success not stored yet when the task dies is matched
+  in Qics by its King key on the next run, never created twice); a rejected record is stored on
+  the failing list at once;
 - report: counts, and a table of key + reason for every record that failed.
 
 On demand (``keys``): exactly the records named, read from King by key and compared with what
@@ -32,7 +35,15 @@ from king_qics.catalog import DAILY_CUTOFF, TIMEZONE
 from king_qics.errors import RecordValidationError
 from king_qics.lookups import synced_ids
 from king_qics.mapping import load_mapping, record_hash
-from king_qics.state import Acceptances, StateStore, SyncedRecords, Watermarks, add_run_report, utcnow
+from king_qics.state import (
+    Acceptances,
+    SavedBatch,
+    StateStore,
+    SyncedRecords,
+    Watermarks,
+    add_run_report,
+    utcnow,
+)
 from king_qics.sync.diff import (
     Action,
     bookkeeping_due,
@@ -42,6 +53,7 @@ from king_qics.sync.diff import (
     json_ready,
     stored_values,
 )
+from king_qics.sync.record_writes import RecordWrites
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +110,8 @@ class EntityRun:
     full_refresh: bool
     dry_run: bool
     retry_rejected: bool  # send records Qics rejected again even when unchanged
+    saves: SavedBatch
+    writes: RecordWrites
 
 
 def full_read_reason(watermark, started: datetime, full_refresh: bool, failing: int) -> str | None:
@@ -194,17 +208,27 @@ class MasterDataSync:
             full_refresh,
             dry_run,
             retry_rejected=retry_rejected or full_refresh,
+            saves=SavedBatch(records),
+            writes=RecordWrites(1 if dry_run else self.qics.in_flight.maximum, (RecordValidationError,)),
         )
         records_by_key = zip(mapped.records.index, mapped.records.to_dict("records"), strict=True)
-        for key, row in records_by_key:  # plain dicts: a Series per row (iterrows) cost more than the row
-            key = str(key)
-            pending = mapped.pending.get(key)
-            report.pending += pending is not None
-            if pending is not None:
-                report.waiting[key] = pending
-            payload = {name: json_ready(value) for name, value in row.items()}
-            self._sync_one(run, key, payload, pending, known.get(key))
-            if pending is not None and report.outcomes and key in report.outcomes:
+        try:
+            for key, row in records_by_key:  # plain dicts: a Series per row (iterrows) cost more than the row
+                key = str(key)
+                pending = mapped.pending.get(key)
+                report.pending += pending is not None
+                if pending is not None:
+                    report.waiting[key] = pending
+                payload = {name: json_ready(value) for name, value in row.items()}
+                self._sync_one(run, key, payload, pending, known.get(key))
+            run.writes.finish()
+        finally:  # also when the load ends with an error: what Qics accepted is stored
+            run.writes.close()
+            run.saves.flush()
+        if run.writes.workers > 1 and report.new + report.changed:
+            log.info("%s %s: Qics writes: %s", self.adm.id, entity, self.qics.in_flight.describe())
+        for key, pending in mapped.pending.items():  # after the writes: their outcomes are all told
+            if report.outcomes and key in report.outcomes:
                 report.outcomes[key] += f"; a link waits: {pending}"
         read = set(king_df[mapping.king_key].astype(str)) if len(king_df) else set()
         for key in sorted((wanted or set()) - set(report.outcomes or {})):
@@ -337,7 +361,7 @@ class MasterDataSync:
             report.unchanged += 1
             report.tell(key, "unchanged (Qics holds it as mapped)")
             if not run.dry_run and bookkeeping_due(stored, digest, pending):
-                run.records.saved(key, qics_id, digest, canonical_json(payload), pending)
+                run.saves.add(key, qics_id, digest, canonical_json(payload), pending)
             if not run.dry_run:
                 self._synced(mapping.entity, key)
             return
@@ -353,16 +377,22 @@ class MasterDataSync:
             setattr(report, action.value, getattr(report, action.value) + 1)
             report.tell(key, "would be created" if action is Action.NEW else "would be updated")
             return
-        try:
-            qics_id = self._write(mapping, payload, qics_id, current)
-        except RecordValidationError as exc:
-            reason = f"Qics rejected {mapping.qics_entity}: {exc.message}"
-            self._fail(report, run.records, key, reason, False, rejected_hash=digest)
+
+        def done(saved_id, error) -> None:
+            self._written(run, key, action, digest, payload, pending, saved_id, error)
+
+        run.writes.submit(lambda: self._write(mapping, payload, qics_id, current), done)
+
+    def _written(self, run: EntityRun, key, action, digest, payload, pending, qics_id, error) -> None:
+        """A write's outcome, in the run's thread: the success stored, or the rejection listed."""
+        if error is not None:
+            reason = f"Qics rejected {run.mapping.qics_entity}: {error.message}"
+            self._fail(run.report, run.records, key, reason, False, rejected_hash=digest)
             return
-        run.records.saved(key, qics_id, digest, canonical_json(payload), pending)
-        self._synced(mapping.entity, key)
-        setattr(report, action.value, getattr(report, action.value) + 1)
-        report.tell(key, f"{'created' if action is Action.NEW else 'updated'} (Qics id {qics_id})")
+        run.saves.add(key, qics_id, digest, canonical_json(payload), pending)
+        self._synced(run.mapping.entity, key)
+        setattr(run.report, action.value, getattr(run.report, action.value) + 1)
+        run.report.tell(key, f"{'created' if action is Action.NEW else 'updated'} (Qics id {qics_id})")
 
     def _in_qics(self, run: EntityRun, key: str, stored) -> tuple[int | None, dict | None]:
         """The record's Qics id and, when Qics was read, its current Qics record."""

@@ -66,7 +66,11 @@ def apis(adm, store, *, king: bool = True, qics: bool = True) -> Iterator[tuple]
         king_hook = stack.enter_context(KingFinanceHook(adm.king_conn_id)) if king else None
         qics_hook = None
         if qics:
-            qics_hook = stack.enter_context(QicsMilestonesHook(adm.qics_conn_id, token_store=store.tokens))
+            qics_hook = stack.enter_context(
+                QicsMilestonesHook(
+                    adm.qics_conn_id, token_store=store.tokens, max_in_flight=adm.qics_write_concurrency
+                )
+            )
         yield king_hook, qics_hook
 
 
