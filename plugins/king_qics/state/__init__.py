@@ -31,6 +31,7 @@ from king_qics.state.ledger import (
     ExportState,
     InvoiceLedger,
 )
+from king_qics.state.marks import InvoiceWatermark, KingChangeChecks
 from king_qics.state.records import (
     SyncedRecords,
     Watermarks,
@@ -66,6 +67,8 @@ __all__ = [
     "ClaimLost",
     "ExportState",
     "InvoiceLedger",
+    "InvoiceWatermark",
+    "KingChangeChecks",
     "StateStore",
     "SyncedRecords",
     "Watermarks",

@@ -113,9 +113,11 @@ class InvoiceExport(AfterBooking):
 
     # -- the flow -------------------------------------------------------------------------------
 
-    def select_from_qics(self, *, dry_run: bool = False, report: ExportReport | None = None) -> list[dict]:
+    def select_from_qics(
+        self, *, dry_run: bool = False, report: ExportReport | None = None, full_refresh: bool = False
+    ) -> list[dict]:
         report = report or ExportReport(self.adm.id, dry_run=dry_run)
-        return self.selection.select_from_qics(dry_run=dry_run, report=report)
+        return self.selection.select_from_qics(dry_run=dry_run, report=report, full_refresh=full_refresh)
 
     def run(self, *, dry_run: bool = False) -> ExportReport:
         """Select and export in one go (what the tests and the dry run use)."""
