@@ -88,9 +88,10 @@ def fingerprint(rows: list[dict]) -> str:
     return hashlib.sha256("\n".join(texts).encode()).hexdigest()
 
 
-def king_reasons(adm, king, store: StateStore, tables: dict, verdict: GateVerdict) -> None:
-    """One King read per table: the rows changed since the watermark's day, against the fingerprint
-    stored when they were synced."""
+def king_reasons(adm, king, store: StateStore, tables: dict, verdict: GateVerdict, now: datetime) -> None:
+    """One King read per table: the rows changed since the watermark's day (a table never synced:
+    since today, the day its first watermark will have), against the fingerprint stored when they
+    were synced."""
     from king_qics.hooks.king.query import TableQuery
     from king_qics.sync.master_data import WATERMARK_OVERLAP
 
@@ -98,9 +99,8 @@ def king_reasons(adm, king, store: StateStore, tables: dict, verdict: GateVerdic
     checks = KingChangeChecks(store, adm.id).all()
     for entity, (table, fields, _) in tables.items():
         watermark = watermarks.get(table)
-        if watermark is None:
-            continue  # never synced: a reason of the store already
-        since = pendulum.instance(watermark.read_until - WATERMARK_OVERLAP).in_timezone(TIMEZONE).date()
+        read_until = watermark.read_until if watermark is not None else now
+        since = pendulum.instance(read_until - WATERMARK_OVERLAP).in_timezone(TIMEZONE).date()
         query = TableQuery.of(table, fields, changed_since=since)
         rows, _, pages = king.read_page(query, 1, king.page_size)
         if pages > 1:
@@ -125,9 +125,8 @@ def check(
     read once synced, so the run after them can be found idle."""
     tables = entity_tables(adm, kind)
     verdict = GateVerdict(reasons=param_reasons(params) + store_reasons(adm, store, kind, tables, now))
-    if any(Watermarks(store, adm.id).get(table) is not None for table, _, _ in tables.values()):
-        with open_king() as king:
-            king_reasons(adm, king, store, tables, verdict)
+    with open_king() as king:
+        king_reasons(adm, king, store, tables, verdict, now)
     return verdict
 
 
