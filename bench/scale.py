@@ -459,6 +459,9 @@ def run(args) -> dict:
                             str(args.concurrency),
                             "--celery-hostname",
                             f"w{w + 1}@%h",
+                            "--pid",
+                            str(home / f"worker-{w + 1}.pid"),
+                            "--skip-serve-logs",  # one log server port per machine
                         ],
                     )
                 )

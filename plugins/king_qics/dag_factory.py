@@ -190,6 +190,14 @@ def build_projects_employees_dag(adm, config_path: str) -> DAG:
     )
     with dag:
         tasks = _entity_tasks(adm, config_path, catalog.DagKind.PROJECTS_EMPLOYEES)
+        gate = _gate(
+            catalog.GATE_TASK,
+            check_for_work,
+            config_path=config_path,
+            administration_id=adm.id,
+            kind=catalog.DagKind.PROJECTS_EMPLOYEES.value,
+        )
+        gate >> [task for task in tasks.values() if not task.upstream_task_ids]
         # customers synced before their manager (DEB.MEDEWDEC) existed in Qics get the link now
         managers = _task(
             catalog.CUSTOMER_MANAGERS,

@@ -136,7 +136,7 @@ def test_master_data_task_order(parsed):
 def test_projects_employees_task_order(parsed):
     for adm in administration_ids():
         tasks = parsed["dags"][f"king_qics__{adm}__projects_employees"]["tasks"]
-        assert tasks["employees"]["upstream"] == []
+        assert tasks["employees"]["upstream"] == ["check_king"]
         assert tasks["projects"]["upstream"] == ["employees"]
         assert tasks["customer_managers"]["upstream"] == ["employees"]
 
