@@ -65,7 +65,7 @@ def full_pass_reason(watermark, started, full_refresh: bool) -> str | None:
     """Why this selection reads every processed invoice since the cutoff (None: only those above the
     watermark). The daily full pass finds what the watermark cannot: an invoice processed after a
     newer one had already been read (e.g. a concept from last week processed today)."""
-    from king_qics.sync.master_data import daily_cutoff
+    from king_qics.sync.due import daily_cutoff
 
     if full_refresh:
         return "full_refresh"
