@@ -294,12 +294,24 @@ def seed_chunk(config: str, administrations: list[str]) -> None:
                 sync_master_data(config, adm, entity, **ctx)
             except RecordsNotSynced as exc:
                 print(f"{adm} {entity}: {exc}", file=sys.stderr)
-            store_synced_fingerprint(store, adm, gate, load_mapping(entity).king_table)
+            store_synced_fingerprint(
+                store, adm, gate, load_mapping(entity).king_table_for(_administration(config, adm))
+            )
         reconcile(config, adm, master, **ctx)
+        gate = check_for_work(config, adm, catalog.DagKind.PROJECTS_EMPLOYEES.value, **ctx)
         for entity in catalog.entities_of(catalog.DagKind.PROJECTS_EMPLOYEES):
             sync_master_data(config, adm, entity.name, **ctx)
+            store_synced_fingerprint(
+                store, adm, gate, load_mapping(entity.name).king_table_for(_administration(config, adm))
+            )
         sync_master_data(config, adm, "customers", pending_only=True, **ctx)
         select_invoices(config, adm, **ctx)
+
+
+def _administration(config: str, administration_id: str):
+    from king_qics.tasks import administration
+
+    return administration(config, administration_id)[0]
 
 
 def seed(config: Path, count: int, env: dict, processes: int = 4) -> float:
