@@ -47,6 +47,8 @@ ENTITY_NAMES = tuple(entity.name for entity in ENTITIES)
 # The one task that syncs an entity outside its own DAG: the customers again right after the
 # employees, for the manager links (DEB.MEDEWDEC) that waited for them.
 CUSTOMER_MANAGERS = "customer_managers"
+# The first task of a master-data DAG: whether the run has anything to do (king_qics.sync.gate).
+GATE_TASK = "check_king"
 # Every entity task: its id -> (its DAG, the entity it syncs), in the order the DAGs run them.
 ENTITY_TASKS = {
     **{entity.name: (entity.dag, entity.name) for entity in ENTITIES},

@@ -13,6 +13,8 @@ from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryActi
 
 from king_qics import catalog, dag_docs
 from king_qics.alerts.notifier import task_callbacks, watch
+from king_qics.idle_gate import IdleGate
+from king_qics.tasks.gate import check_for_work
 from king_qics.tasks.invoices import export_invoices, report_invoices, select_invoices
 from king_qics.tasks.maintenance import accept_invoices, accept_records, start_token_chain
 from king_qics.tasks.master_data import reconcile, sync_master_data
@@ -155,6 +157,12 @@ def _task(task_id: str, python_callable, trigger_rule: str = "all_success", **op
     )
 
 
+def _gate(task_id: str, python_callable, **op_kwargs) -> IdleGate:
+    """A DAG's first task: its callable returns what the run has to do, or a falsy value when the
+    run has nothing to do; then every task after it is skipped (no task process starts)."""
+    return IdleGate(task_id=task_id, python_callable=python_callable, op_kwargs=op_kwargs)
+
+
 def pool_name(adm, api: str) -> str:
     return catalog.pool_name(adm.id, api)
 
@@ -207,6 +215,15 @@ def build_master_data_dag(adm, config_path: str) -> DAG:
     )
     with dag:
         tasks = _entity_tasks(adm, config_path, catalog.DagKind.MASTER_DATA)
+        # An idle run (most of them) ends here: King unchanged, nothing failing, pending or due.
+        gate = _gate(
+            catalog.GATE_TASK,
+            check_for_work,
+            config_path=config_path,
+            administration_id=adm.id,
+            kind=catalog.DagKind.MASTER_DATA.value,
+        )
+        gate >> [task for task in tasks.values() if not task.upstream_task_ids]
         # After the entity tasks, whatever their outcome, in the same Qics pool. A teardown only
         # because Airflow leaves teardowns out of the DAG run's state: a failed entity task still
         # makes the run fail, and a reconciliation never does.
@@ -234,6 +251,14 @@ def build_projects_employees_dag(adm, config_path: str) -> DAG:
     )
     with dag:
         tasks = _entity_tasks(adm, config_path, catalog.DagKind.PROJECTS_EMPLOYEES)
+        gate = _gate(
+            catalog.GATE_TASK,
+            check_for_work,
+            config_path=config_path,
+            administration_id=adm.id,
+            kind=catalog.DagKind.PROJECTS_EMPLOYEES.value,
+        )
+        gate >> [task for task in tasks.values() if not task.upstream_task_ids]
         # customers synced before their manager (DEB.MEDEWDEC) existed in Qics get the link now
         managers = _task(
             catalog.CUSTOMER_MANAGERS,
@@ -282,7 +307,7 @@ def build_invoice_export_dag(adm, config_path: str) -> DAG:
     )
     with dag:
         ids = {"config_path": config_path, "administration_id": adm.id}
-        select = _task("select", select_invoices, **ids)
+        select = _gate("select", select_invoices, **ids)  # nothing new and nothing open: idle
         export = _task("export", export_invoices, **ids)
         report = _task("report", report_invoices, trigger_rule="all_done", **ids)
         select >> export >> report
@@ -332,13 +357,19 @@ def build_maintenance_dag(adm, config_path: str) -> DAG:
     return dag
 
 
-def build_dags(adm, config_path: str) -> list[DAG]:
-    """All DAGs of one administration."""
+def build_dags(adm, config_path: str, only: str | None = None) -> list[DAG]:
+    """All DAGs of one administration; ``only``: just the one with this DAG id (none if it is not
+    one of them), as a task process needs (dags/king_qics.py, Airflow's parsing context)."""
+    builders = {
+        catalog.DagKind.MASTER_DATA: build_master_data_dag,
+        catalog.DagKind.PROJECTS_EMPLOYEES: build_projects_employees_dag,
+        catalog.DagKind.INVOICE_EXPORT: build_invoice_export_dag,
+        catalog.DagKind.MAINTENANCE: build_maintenance_dag,
+    }
     return [
-        build_master_data_dag(adm, config_path),
-        build_projects_employees_dag(adm, config_path),
-        build_invoice_export_dag(adm, config_path),
-        build_maintenance_dag(adm, config_path),
+        build(adm, config_path)
+        for kind, build in builders.items()
+        if only is None or only == catalog.dag_id(adm.id, kind)
     ]
 
 

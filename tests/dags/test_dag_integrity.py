@@ -140,18 +140,19 @@ def test_master_data_task_order(parsed):
     for adm in administration_ids():
         tasks = parsed["dags"][f"king_qics__{adm}__master_data"]["tasks"]
         entities = {"vat_codes", "payment_conditions", "cost_centers", "items", "customers"}
-        assert set(tasks) == entities | {"reconcile"}
+        assert set(tasks) == entities | {"check_king", "reconcile"}
         assert set(tasks["reconcile"]["upstream"]) == entities  # after them: never delays the sync
         assert tasks["items"]["upstream"] == ["vat_codes"]
         assert tasks["customers"]["upstream"] == ["cost_centers", "payment_conditions", "vat_codes"]
         for first in ("vat_codes", "payment_conditions", "cost_centers"):
-            assert tasks[first]["upstream"] == []
+            assert tasks[first]["upstream"] == ["check_king"]  # the gate: idle runs end there
+        assert tasks["check_king"]["upstream"] == []
 
 
 def test_projects_employees_task_order(parsed):
     for adm in administration_ids():
         tasks = parsed["dags"][f"king_qics__{adm}__projects_employees"]["tasks"]
-        assert tasks["employees"]["upstream"] == []
+        assert tasks["employees"]["upstream"] == ["check_king"]
         assert tasks["projects"]["upstream"] == ["employees"]
         assert tasks["customer_managers"]["upstream"] == ["employees"]
 

@@ -172,6 +172,7 @@ def first_run(run_dag, sandbox):
 def test_first_run_loads_every_mapped_field_exactly(first_run, sandbox):
     _, states = first_run
     assert states == {
+        "check_king": "success",  # the gate: the first run reads everything (king_qics.sync.gate)
         "vat_codes": "success",
         "payment_conditions": "success",
         "cost_centers": "success",

@@ -48,7 +48,12 @@ def synced(run_dag, sandbox):
 
 def test_employees_and_projects_are_synced_with_their_fields(synced, sandbox, state_store):
     _, states = synced
-    assert states == {"employees": "success", "projects": "success", "customer_managers": "success"}
+    assert states == {
+        "check_king": "success",
+        "employees": "success",
+        "projects": "success",
+        "customer_managers": "success",
+    }
     employees = qics(sandbox, "EmployeeCompany", "Abbreviation")
     assert set(employees) == {row["ZKSL"] for row in KING["MEDEWERKER"]}
     for row in KING["MEDEWERKER"]:

@@ -39,6 +39,7 @@ from king_qics.state.ledger import (
     ExportState,
     InvoiceLedger,
 )
+from king_qics.state.marks import InvoiceWatermark, KingChangeChecks
 from king_qics.state.records import (
     SavedBatch,
     SyncedRecords,
@@ -85,6 +86,8 @@ __all__ = [
     "ClaimLost",
     "ExportState",
     "InvoiceLedger",
+    "InvoiceWatermark",
+    "KingChangeChecks",
     "SavedBatch",
     "StateStore",
     "SyncedRecords",

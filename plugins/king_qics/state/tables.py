@@ -57,6 +57,28 @@ watermarks = sa.Table(
     sa.Column("last_full_read_at", sa.DateTime(timezone=True), nullable=True),
 )
 
+# Qics -> King: up to which InvoiceHeaderId the processed invoices were read (king_qics.state.marks).
+invoice_watermarks = sa.Table(
+    "invoice_watermarks",
+    metadata,
+    sa.Column("administration", sa.String(64), primary_key=True),
+    sa.Column("last_invoice_id", sa.BigInteger, nullable=True),
+    sa.Column("read_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_full_read_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+# The gate of a master-data run: a fingerprint of the King rows changed since a day, as the last
+# run that synced them saw them (king_qics.state.marks, king_qics.sync.gate).
+king_change_checks = sa.Table(
+    "king_change_checks",
+    metadata,
+    sa.Column("administration", sa.String(64), primary_key=True),
+    sa.Column("king_table", sa.String(64), primary_key=True),
+    sa.Column("since_day", sa.Date, nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("synced_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 run_reports = sa.Table(
     "run_reports",
     metadata,

@@ -53,6 +53,7 @@ from king_qics.sync.diff import (
     json_ready,
     stored_values,
 )
+from king_qics.sync.due import daily_cutoff
 from king_qics.sync.record_writes import RecordWrites
 
 log = logging.getLogger(__name__)
@@ -126,15 +127,6 @@ def full_read_reason(watermark, started: datetime, full_refresh: bool, failing: 
         hour, minute = DAILY_CUTOFF
         return f"first run after {hour:02d}:{minute:02d}: the daily full read"
     return None
-
-
-def daily_cutoff(moment: datetime) -> pendulum.DateTime:
-    """The latest 07:00 Amsterdam time at or before ``moment``: what ran before it is not from
-    "today" (the daily full read, the daily reconciliation)."""
-    local = pendulum.instance(moment).in_timezone(TIMEZONE)
-    hour, minute = DAILY_CUTOFF
-    daily = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
-    return daily.subtract(days=1) if local < daily else daily
 
 
 class MasterDataSync:

@@ -14,17 +14,35 @@ log = logging.getLogger(__name__)
 
 def select_invoices(config_path: str, administration_id: str, **context) -> dict:
     """Record the processed Qics invoices new since the cutoff in the export ledger; the ids of the
-    processed invoices (the export books no ``selected`` invoice outside them) are the XCom."""
+    processed invoices (the export books no ``selected`` invoice outside them) are the XCom. The DAG's
+    gate: nothing new, nothing open in the ledger and no param asking for work returns {} (the run
+    has nothing to do; export and report are skipped)."""
+    from king_qics.state import EXPORT_OPEN_STATES, InvoiceLedger
+    from king_qics.sync.gate import param_reasons
     from king_qics.sync.invoices import ExportReport, InvoiceExport
 
     adm, config = administration(config_path, administration_id)
+    params = context.get("params") or {}
     dry_run = _dry_run(context)
     store = state_store(config)
     freeze_loaded_heap()
     report = ExportReport(adm.id, dry_run=dry_run)
     with apis(adm, store, king=False) as (_, qics):
         export = InvoiceExport(adm, None, qics, store, run_id=context.get("run_id"))
-        snapshots = export.select_from_qics(dry_run=dry_run, report=report, numbers=requested(context))
+        snapshots = export.select_from_qics(
+            dry_run=dry_run,
+            report=report,
+            full_refresh=bool(params.get("full_refresh")),
+            numbers=requested(context),
+        )
+    open_invoices = len(InvoiceLedger(store, adm.id).rows(EXPORT_OPEN_STATES))
+    if not (snapshots or report.skipped or open_invoices or dry_run or param_reasons(params)):
+        log.info(
+            "%s: NOTHING TO DO. No new processed invoice in Qics and none open in the ledger; export "
+            "and report are skipped.",
+            adm.id,
+        )
+        return {}
     return {
         "candidates": sorted(int(s["InvoiceHeaderId"]) for s in snapshots),
         "skipped": report.skipped,

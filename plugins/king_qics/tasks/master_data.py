@@ -48,6 +48,8 @@ def sync_master_data(
     publish_counts(context, report.counts())
     if report.outcomes is not None:
         return on_demand_result(adm.id, report)
+    if ti is not None and not pending_only and not params.get("dry_run"):
+        _gate_read_synced(adm, store, entity, ti)
     text, summary = master_data_text(adm.id, report)
     if report.failed:
         log.error("%s", text)
@@ -86,6 +88,17 @@ def on_demand_result(administration_id: str, report) -> dict:
         raise RecordsNotSynced(summary)
     log.info("%s", text)
     return {**report.counts(), "keys": report.outcomes}
+
+
+def _gate_read_synced(adm, store, entity: str, ti) -> None:
+    """What this run's gate read of the entity's King table is synced now (king_qics.sync.gate)."""
+    from king_qics.catalog import GATE_TASK
+    from king_qics.mapping import load_mapping
+    from king_qics.sync.gate import store_synced_fingerprint
+
+    if GATE_TASK in ti.task.dag.task_ids:
+        table = load_mapping(entity).king_table_for(adm)
+        store_synced_fingerprint(store, adm.id, ti.xcom_pull(task_ids=GATE_TASK), table)
 
 
 def master_data_text(administration_id: str, report) -> tuple[str, str]:

@@ -117,10 +117,17 @@ class InvoiceExport(AfterBooking, OnDemand):
     # -- the flow -------------------------------------------------------------------------------
 
     def select_from_qics(
-        self, *, dry_run: bool = False, report: ExportReport | None = None, numbers: set[str] | None = None
+        self,
+        *,
+        dry_run: bool = False,
+        report: ExportReport | None = None,
+        full_refresh: bool = False,
+        numbers: set[str] | None = None,
     ) -> list[dict]:
         report = report or ExportReport(self.adm.id, dry_run=dry_run)
-        return self.selection.select_from_qics(dry_run=dry_run, report=report, numbers=numbers)
+        return self.selection.select_from_qics(
+            dry_run=dry_run, report=report, full_refresh=full_refresh, numbers=numbers
+        )
 
     def run(self, *, dry_run: bool = False) -> ExportReport:
         """Select and export in one go (what the tests and the dry run use)."""

@@ -11,10 +11,13 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import pendulum
+
+from king_qics.catalog import DAILY_CUTOFF
 from king_qics.errors import ProtocolError
 from king_qics.hooks.king.schema import parse_date
 from king_qics.hooks.qics import ODataFilter, odata_filter
-from king_qics.state import EXPORT_DONE_STATES, ExportState, InvoiceLedger
+from king_qics.state import EXPORT_DONE_STATES, ExportState, InvoiceLedger, InvoiceWatermark, utcnow
 from king_qics.sync.invoices.booking import FiscalPeriod, KingRefs, json_default
 from king_qics.sync.invoices.identity import InvoiceError, invoice_day
 from king_qics.sync.invoices.report import ExportReport
@@ -43,6 +46,12 @@ INVOICE_CUSTOMER_FIELDS = ("InvoiceCustomerCompanyId", "CustomerCompanyId")
 CUSTOMER_FIELDS = ("CustomerCompanyId", "CustomerCode", "Name")
 # Past selected the snapshot is what was sent to King: it is never refreshed.
 _SENT_OR_LATER = (ExportState.BOOKING_SENT.value, ExportState.BOOKED.value, ExportState.PDF_ATTACHED.value)
+# Between full passes only the processed invoices above the watermark (the highest InvoiceHeaderId
+# read) are read, less this many ids: invoices processed at the same moment may show up in Qics out
+# of id order. Well under a page (the profile's server_page_size, 100), so an idle run reads one page.
+WATERMARK_OVERLAP_IDS = 25
+# More invoices waiting in ``selected`` than this are seen again by a full pass, not by id.
+MAX_KEYED_RECHECKS = 50
 
 
 def processed_filter(adm, qics) -> ODataFilter:
@@ -50,6 +59,22 @@ def processed_filter(adm, qics) -> ODataFilter:
     preflight send; the processed state, the enum and date literals: the connection's wire profile).
     A day early: an invoice date may be a UTC date-time of the cutoff's Amsterdam day."""
     return qics.processed_filter(adm.company_id, adm.book_invoices_from - timedelta(days=1))
+
+
+def full_pass_reason(watermark, started, full_refresh: bool) -> str | None:
+    """Why this selection reads every processed invoice since the cutoff (None: only those above the
+    watermark). The daily full pass finds what the watermark cannot: an invoice processed after a
+    newer one had already been read (e.g. a concept from last week processed today)."""
+    from king_qics.sync.due import daily_cutoff
+
+    if full_refresh:
+        return "full_refresh"
+    if watermark is None or watermark.last_full_read_at is None:
+        return "first selection"
+    if pendulum.instance(watermark.last_full_read_at) < daily_cutoff(started):
+        hour, minute = DAILY_CUTOFF
+        return f"first run after {hour:02d}:{minute:02d}: the daily full pass"
+    return None
 
 
 def snapshot_json(snapshot: dict) -> str:
@@ -61,15 +86,39 @@ class InvoiceSelection:
 
     def __init__(self, administration, qics, ledger: InvoiceLedger):
         self.adm, self.qics, self.ledger = administration, qics, ledger
+        self.watermark = InvoiceWatermark(ledger.store, administration.id)
 
     def select_from_qics(
-        self, *, dry_run: bool, report: ExportReport, numbers: set[str] | None = None
+        self,
+        *,
+        dry_run: bool,
+        report: ExportReport,
+        full_refresh: bool = False,
+        numbers: set[str] | None = None,
     ) -> list[dict]:
-        """Read the processed invoices since the cutoff; record new candidates (and written-off ones
-        as skipped) in the ledger. Returns the candidate snapshots (with lines and codes).
-        ``numbers``: on demand, only the invoices with these numbers are recorded."""
-        cutoff = self.adm.book_invoices_from
+        """Read the processed invoices since the cutoff (between daily full passes: only those above
+        the watermark); record new candidates (and written-off ones as skipped) in the ledger.
+        Returns the candidate snapshots (with lines and codes). ``numbers``: on demand, only the
+        invoices with these numbers are recorded, from a full read, and the watermark stays."""
+        cutoff, started = self.adm.book_invoices_from, utcnow()
+        mark = self.watermark.get()
+        if numbers is not None:
+            full_pass = "on demand, the invoices named"
+        else:
+            full_pass = full_pass_reason(mark, started, full_refresh)
+        # the export books a selected invoice only if this read saw it processed: read those again
+        waiting = sorted(row.invoice_id for row in self.ledger.rows((ExportState.SELECTED.value,)))
+        if full_pass is None and len(waiting) > MAX_KEYED_RECHECKS:
+            full_pass = f"{len(waiting)} selected invoices to see again"
         filter_ = processed_filter(self.adm, self.qics)
+        read = f"full pass: {full_pass}"
+        if full_pass is None and mark.last_invoice_id is not None:
+            above = max(int(mark.last_invoice_id) - WATERMARK_OVERLAP_IDS, 0)
+            newer = ODataFilter.compare("InvoiceHeaderId", "gt", above)
+            filter_ &= newer | ODataFilter.any_of("InvoiceHeaderId", waiting) if waiting else newer
+            read = f"InvoiceHeaderId above {above}" + (
+                f", and {len(waiting)} selected ones" if waiting else ""
+            )
         headers = list(self.qics.iter_records("Invoice", filter=filter_, orderby="InvoiceHeaderId"))
         states = self.ledger.states()
         candidates = []
@@ -100,11 +149,15 @@ class InvoiceSelection:
                 self.ledger.record_candidate(
                     snapshot["InvoiceHeaderId"], snapshot.get("InvoiceNumber"), day, snapshot_json(snapshot)
                 )
+        if not dry_run and numbers is None:  # an on-demand run recorded only the invoices named
+            last = max((int(h["InvoiceHeaderId"]) for h in headers), default=None)
+            self.watermark.advance(last, started, full_read=full_pass is not None)
         log.info(
-            "%s invoice export: %d processed invoices since %s, %d candidates, %d skipped%s",
+            "%s invoice export: %d processed invoices since %s (%s), %d candidates, %d skipped%s",
             self.adm.id,
             len(headers),
             cutoff,
+            read,
             len(snapshots),
             report.skipped,
             " (dry run: ledger unchanged)" if dry_run else "",
