@@ -50,6 +50,7 @@ def test_keys_sync_exactly_the_named_records_now_and_report_each(run_dag, sandbo
 
     # only the named customers: the other entities and the reconciliation are skipped
     assert states == {
+        "check_king": "success",  # the gate lets an on-demand run through
         "vat_codes": "skipped",
         "payment_conditions": "skipped",
         "cost_centers": "skipped",
@@ -106,6 +107,11 @@ def test_an_unknown_entity_in_keys_is_refused_before_the_run(dagbag):
 def test_keys_in_the_projects_employees_dag_skip_its_other_tasks(run_dag, sandbox, caplog):
     caplog.set_level(logging.INFO, logger="king_qics")
     _, states = run_dag("king_qics__noord__projects_employees", keys={"employees": ["SDEVRIES"]})
-    assert states == {"employees": "success", "projects": "skipped", "customer_managers": "skipped"}
+    assert states == {
+        "check_king": "success",
+        "employees": "success",
+        "projects": "skipped",
+        "customer_managers": "skipped",
+    }
     assert "SDEVRIES       created (Qics id" in on_demand_table(caplog)
     assert writes(sandbox.calls("qics")) == {"POST token": 1, "POST EmployeeCompany": 1}
