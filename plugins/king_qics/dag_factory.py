@@ -8,18 +8,23 @@ from datetime import timedelta
 from itertools import groupby
 
 from airflow.providers.standard.operators.python import PythonOperator
-from airflow.sdk import DAG, MultipleCronTriggerTimetable, Param
+from airflow.sdk import DAG, MultipleCronTriggerTimetable
 from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryAction, RetryRule
 
 from king_qics import catalog, dag_docs
 from king_qics.alerts.notifier import task_callbacks, watch
+from king_qics.dag_params import (
+    common_params,
+    flag,
+    invoices_param,
+    keys_param,
+    maintenance_params,
+)
 from king_qics.idle_gate import IdleGate
 from king_qics.tasks.gate import check_for_work
 from king_qics.tasks.invoices import export_invoices, report_invoices, select_invoices
 from king_qics.tasks.maintenance import accept_invoices, accept_records, start_token_chain
 from king_qics.tasks.master_data import reconcile, sync_master_data
-
-JSON_SCHEMA_DRAFT = "http://json-schema.org/draft-07/schema#"
 
 # Data errors are final (clearing the task retries the failing records); faults of the APIs are
 # retried with exponential backoff.
@@ -81,71 +86,6 @@ def _hour_field(hours: list[int]) -> str:
     return ",".join(str(hour) for hour in hours)
 
 
-def _params() -> dict:
-    return {
-        "full_refresh": flag("Re-read everything and compare with Qics"),
-        "dry_run": flag("Log what would change; write nothing"),
-    }
-
-
-def flag(description: str) -> Param:
-    """A boolean DAG param, off by default (a checkbox in the trigger form).
-
-    The schema names its draft: Airflow validates every param of every DAG at parse time, and
-    checking a schema against draft 7's meta-schema costs a quarter of the default 2020-12's, which
-    is a fifth of the parse time with hundreds of administrations (bench/RESULTS.md, DAG parse)."""
-    return Param(False, type="boolean", description=description, **{"$schema": JSON_SCHEMA_DRAFT})
-
-
-def keys_param(kind: catalog.DagKind | None, accept: bool = False) -> Param:
-    """Per entity (of DAG ``kind``; None: every entity), King keys: ``keys`` syncs exactly those
-    records now (the other entities' tasks are skipped), ``accept_records`` (``accept``) takes
-    them off the failing list. Empty: nothing named."""
-    names = [entity.name for entity in catalog.ENTITIES if kind is None or entity.dag == kind]
-    example = f'E.g. {{"{names[-1] if kind else "customers"}": ["10006"]}}. Entities: ' + ", ".join(names)
-    if accept:
-        title, what = "Records to accept as is", "Per entity, the King keys to take off the failing list. "
-    else:
-        title = "King keys to sync now"
-        what = (
-            "Per entity, the King keys to sync now, compared with Qics itself (hashes and watermarks "
-            "ignored); the other entities are skipped. "
-        )
-    return Param(
-        {},
-        type="object",
-        title=title,
-        description=what + example,
-        properties={name: {"type": "array", "items": {"type": "string"}} for name in names},
-        additionalProperties=False,
-        **{"$schema": JSON_SCHEMA_DRAFT},
-    )
-
-
-def invoices_param(accept: bool = False) -> Param:
-    """Qics invoice numbers: ``invoices`` retries exactly those now; ``accept_invoices``
-    (``accept``) never books them. Empty: nothing named."""
-    if accept:
-        title = "Invoices to accept as is"
-        description = (
-            "Qics invoice numbers (one per line) never to be booked by this program (not yet sent to King)"
-        )
-    else:
-        title = "Invoices to retry now"
-        description = (
-            "Qics invoice numbers (one per line) to retry now, whatever they wait for; nothing else is "
-            "exported. A booked invoice is exported again only when King no longer has its booking."
-        )
-    return Param(
-        [],
-        type="array",
-        items={"type": "string"},
-        title=title,
-        description=description,
-        **{"$schema": JSON_SCHEMA_DRAFT},
-    )
-
-
 def _task(task_id: str, python_callable, trigger_rule: str = "all_success", **op_kwargs) -> PythonOperator:
     """One task calling ``python_callable(**op_kwargs, **context)``; its return value is the XCom.
 
@@ -193,7 +133,7 @@ def _dag(
         default_args=default_args(
             pool_name(adm, writes_to), task_callbacks(config_path, adm.id) if config_path else None
         ),
-        params={**_params(), **(params or {})},
+        params={**common_params(), **(params or {})},
         tags=["king-qics-sync", f"administration:{adm.id}", f"direction:{direction}", kind.replace("_", "-")],
         doc_md=doc_md,
     )
@@ -324,28 +264,7 @@ def build_maintenance_dag(adm, config_path: str) -> DAG:
         catchup=False,
         max_active_runs=1,
         default_args={**default_args(pool_name(adm, "qics")), "retries": 0},  # a person triggers again
-        params={
-            "note": Param(
-                "",
-                type="string",
-                title="Note",
-                description="Why it is accepted as is (needed to accept; kept and shown with it)",
-                **{"$schema": JSON_SCHEMA_DRAFT},
-            ),
-            "accept_records": keys_param(None, accept=True),
-            "accept_invoices": invoices_param(accept=True),
-            "qics_refresh_token": Param(
-                "",
-                type="string",
-                format="password",
-                title="New Qics refresh token",
-                description=(
-                    f"After re-authorizing in QicsMilestones: connection {adm.qics_conn_id} gets a new "
-                    "token chain from it at once (masked, never logged, spent right away)"
-                ),
-                **{"$schema": JSON_SCHEMA_DRAFT},
-            ),
-        },
+        params=maintenance_params(adm),
         tags=["king-qics-sync", f"administration:{adm.id}", "maintenance"],
         doc_md=dag_docs.maintenance(adm),
     )

@@ -9,7 +9,8 @@ from datetime import timedelta
 from airflow.sdk import DAG, Param
 
 from king_qics.catalog import PREFLIGHT_DAG_ID as DAG_ID
-from king_qics.dag_factory import JSON_SCHEMA_DRAFT, RETRY_POLICY, _task, flag, pool_name
+from king_qics.dag_factory import RETRY_POLICY, _task, pool_name
+from king_qics.dag_params import JSON_SCHEMA_DRAFT, flag
 from king_qics.tasks.preflight import preflight
 
 DOC = """

@@ -14,7 +14,7 @@ See docs/invoice_export.md for the states, the rules and what is assumed.
 """
 
 from king_qics.sync.invoices.booking import Booking, KingRefs, NothingToBook, build_booking, vat_per_code
-from king_qics.sync.invoices.export import DATA_SOURCE, InvoiceExport, InvoicePending, claim_lease
+from king_qics.sync.invoices.export import DATA_SOURCE, InvoiceExport, InvoicePending
 from king_qics.sync.invoices.identity import (
     InvoiceError,
     booking_marker,
@@ -23,6 +23,7 @@ from king_qics.sync.invoices.identity import (
     invoice_fact,
     pdf_filename,
 )
+from king_qics.sync.invoices.lease import claim_lease
 from king_qics.sync.invoices.report import ExportReport, ledger_sentence, ledger_summary, run_sentence
 
 __all__ = [

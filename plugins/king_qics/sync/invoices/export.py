@@ -23,7 +23,6 @@ from functools import cached_property
 
 from king_qics.errors import (
     AuthenticationError,
-    ConfigurationError,
     KingQicsError,
     OutcomeUnknownError,
     ProtocolError,
@@ -46,6 +45,7 @@ from king_qics.sync.invoices.adoption import adoptable
 from king_qics.sync.invoices.after_booking import AfterBooking, InvoicePending
 from king_qics.sync.invoices.booking import Booking, KingRefs, NothingToBook, booking_from_json, build_booking
 from king_qics.sync.invoices.identity import InvoiceError, pdf_filename
+from king_qics.sync.invoices.lease import claim_lease
 from king_qics.sync.invoices.on_demand import OnDemand, Refused, named_rows
 from king_qics.sync.invoices.report import ExportReport
 from king_qics.sync.invoices.selection import InvoiceSelection, king_refs
@@ -54,29 +54,8 @@ log = logging.getLogger(__name__)
 
 DATA_SOURCE = "king-qics-sync"
 MAX_CONSECUTIVE_TRANSIENT = 3  # then the API is considered down: stop, let Airflow retry the task
-# The claim lives through at most this many of the hooks' worst-case calls between two renewals
-# (a step: look-ups, a post, a read-back), plus one for the margin.
-CALLS_PER_RENEWAL = 3
-MAX_CLAIM_LEASE = timedelta(hours=2)  # the tasks' execution_timeout: no claim may outlive a task
 MAX_STEPS = 8  # selected -> ... -> marked takes at most 6 moves; more is a bug
 S = ExportState
-
-
-def claim_lease(king, qics) -> timedelta:
-    """How long a claim holds without being renewed: a live run renews it before every step, and a
-    step makes at most ``CALLS_PER_RENEWAL`` calls of the hooks' worst case (every attempt, every
-    timeout, every wait). Raises ConfigurationError when that outgrows ``MAX_CLAIM_LEASE``."""
-    worst = max(hook.worst_case_seconds() for hook in (king, qics) if hook is not None)
-    lease = timedelta(seconds=(CALLS_PER_RENEWAL + 1) * worst)
-    if lease > MAX_CLAIM_LEASE:
-        slowest = max((h for h in (king, qics) if h is not None), key=lambda h: h.worst_case_seconds())
-        raise ConfigurationError(
-            f"one call of connection {slowest.conn_id!r} may take up to {worst:.0f} s "
-            f"({slowest.max_attempts} attempts of up to {slowest.attempt_deadline:.0f} s), so an invoice's "
-            f"claim would have to hold {lease}, longer than {MAX_CLAIM_LEASE}: lower the connection's "
-            "timeout or max_attempts"
-        )
-    return lease
 
 
 def _number(row) -> str:
