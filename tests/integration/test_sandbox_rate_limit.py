@@ -42,7 +42,7 @@ def test_more_requests_in_flight_than_the_limit_are_answered_429_with_retry_afte
     assert statuses == [401, 401, 429, 429, 429, 429]
     assert {r.headers["Retry-After"] for r in answers if r.status_code == 429} == {"3"}
     faults = slow.admin("qics", "GET", "faults")
-    assert (faults["fired"]["rate_limit"], faults["peak_in_flight"], faults["in_flight"]) == (4, 2, 0)
+    assert (faults["rules"][0]["fired"], faults["peak_in_flight"], faults["in_flight"]) == (4, 2, 0)
     assert sorted(r.status_code for r in get_many(slow, 2)) == [401, 401]  # the slots were given back
 
 
