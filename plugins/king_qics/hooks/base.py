@@ -27,7 +27,6 @@ import requests
 import tenacity
 import urllib3
 from airflow.providers.http.hooks.http import HttpHook
-from lxml import etree
 from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
 
 from king_qics.errors import OutcomeUnknownError, ProtocolError, TransientError
@@ -390,20 +389,3 @@ def _never_sent(exc: requests.exceptions.ConnectionError) -> bool:
     """True when the connection failed before the request could reach the server."""
     text = repr(exc)
     return any(marker in text for marker in ("NewConnectionError", "ConnectionRefused", "NameResolution"))
-
-
-def parse_xml_safely(data: bytes | str, what: str) -> etree._Element:
-    """Parse an API's XML answer with no DTD, no entities and no network; ``what`` names the answer
-    in the ProtocolError of a malformed one or one that carries a DTD."""
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    parser = etree.XMLParser(
-        resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False, remove_comments=True
-    )
-    try:
-        root = etree.fromstring(data, parser)
-    except etree.XMLSyntaxError as exc:
-        raise ProtocolError(f"{what}: the answer is not well-formed XML ({exc.msg})") from None
-    if root.getroottree().docinfo.doctype:
-        raise ProtocolError(f"{what}: the answer carries a DTD; refused")
-    return root

@@ -57,7 +57,7 @@ def entity_tables(adm, kind: catalog.DagKind) -> dict[str, tuple[str, list[str],
 
 def store_reasons(adm, store: StateStore, kind: catalog.DagKind, tables: dict, now: datetime) -> list[str]:
     """Reasons to run that the state store knows, without any API call."""
-    from king_qics.sync.master_data import full_read_reason
+    from king_qics.sync.due import full_read_reason
     from king_qics.sync.reconcile import reconciliation_due
 
     reasons = []
@@ -93,7 +93,7 @@ def king_reasons(adm, king, store: StateStore, tables: dict, verdict: GateVerdic
     since today, the day its first watermark will have), against the fingerprint stored when they
     were synced."""
     from king_qics.hooks.king.query import TableQuery
-    from king_qics.sync.master_data import WATERMARK_OVERLAP
+    from king_qics.sync.due import WATERMARK_OVERLAP
 
     watermarks = Watermarks(store, adm.id)
     checks = KingChangeChecks(store, adm.id).all()

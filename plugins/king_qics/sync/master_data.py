@@ -24,14 +24,12 @@ and field, and changes nothing: no Qics write, no watermark, no hash, no failing
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 import pandas as pd
 import pendulum
 
-from king_qics.catalog import DAILY_CUTOFF, TIMEZONE
+from king_qics.catalog import TIMEZONE
 from king_qics.errors import RecordValidationError
 from king_qics.lookups import synced_ids
 from king_qics.mapping import load_mapping, record_hash
@@ -53,80 +51,11 @@ from king_qics.sync.diff import (
     json_ready,
     stored_values,
 )
-from king_qics.sync.due import daily_cutoff
+from king_qics.sync.due import WATERMARK_OVERLAP, full_read_reason
+from king_qics.sync.entity_run import EntityReport, EntityRun
 from king_qics.sync.record_writes import RecordWrites
 
 log = logging.getLogger(__name__)
-
-# MUTDATE_VA takes a date: re-reading from the start of the watermark's day (minus this overlap)
-# means nothing changed around a run's start can slip past the watermark.
-WATERMARK_OVERLAP = timedelta(minutes=15)
-# More failing records than this are re-read with one full read instead of one call per key.
-MAX_KEYED_REREADS = 50
-
-
-@dataclass
-class EntityReport:
-    administration: str
-    entity: str
-    full_read: bool = False
-    dry_run: bool = False
-    read: int = 0
-    new: int = 0
-    changed: int = 0
-    unchanged: int = 0
-    failed: int = 0
-    pending: int = 0  # synced, but an optional link still waits (e.g. a customer's manager)
-    failures: dict[str, str] = field(default_factory=dict)
-    waiting: dict[str, str] = field(default_factory=dict)  # the pending records: what each waits for
-    outcomes: dict[str, str] | None = None  # on demand (keys): what happened to each key named
-    accepted: dict[str, str] = field(default_factory=dict)  # failed as accepted as is: not counted
-
-    def tell(self, key: str, outcome: str) -> None:
-        if self.outcomes is not None:
-            self.outcomes[key] = outcome
-
-    def counts(self) -> dict[str, Any]:
-        return {
-            "entity": self.entity,
-            "read": self.read,
-            "new": self.new,
-            "changed": self.changed,
-            "unchanged": self.unchanged,
-            "failed": self.failed,
-            "pending": self.pending,
-            "full_read": self.full_read,
-            "dry_run": self.dry_run,
-        }
-
-
-@dataclass
-class EntityRun:
-    """What one entity's run shares between its records."""
-
-    mapping: Any
-    records: SyncedRecords
-    report: EntityReport
-    qics_now: dict[str, dict] | None  # Qics's records by King key, when read (else None)
-    full_refresh: bool
-    dry_run: bool
-    retry_rejected: bool  # send records Qics rejected again even when unchanged
-    saves: SavedBatch
-    writes: RecordWrites
-
-
-def full_read_reason(watermark, started: datetime, full_refresh: bool, failing: int) -> str | None:
-    """Why this run must read the whole King table (None: an incremental read will do)."""
-    if full_refresh:
-        return "full_refresh"
-    if watermark is None or watermark.last_full_read_at is None:
-        return "first sync"
-    if failing > MAX_KEYED_REREADS:
-        return f"{failing} failing records to re-read"
-    if pendulum.instance(watermark.last_full_read_at) < daily_cutoff(started):
-        hour, minute = DAILY_CUTOFF
-        return f"first run after {hour:02d}:{minute:02d}: the daily full read"
-    return None
 
 
 class MasterDataSync:

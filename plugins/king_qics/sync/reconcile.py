@@ -22,7 +22,8 @@ import pendulum
 from king_qics.mapping import load_mapping
 from king_qics.state import StateStore, last_reconciled_at, save_reconciliation, utcnow
 from king_qics.sync.diff import field_differences, json_ready
-from king_qics.sync.master_data import MasterDataSync, daily_cutoff
+from king_qics.sync.due import daily_cutoff
+from king_qics.sync.master_data import MasterDataSync
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from typing import Any
 from lxml import etree
 
 from king_qics.errors import ProtocolError
-from king_qics.hooks.base import parse_xml_safely
 from king_qics.hooks.king.schema import to_wire
+from king_qics.hooks.safe_xml import parse_xml_safely
 
 NS = "https://cloudswitch.imuisonline.com/"
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"

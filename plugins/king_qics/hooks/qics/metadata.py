@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from king_qics.errors import ProtocolError
-from king_qics.hooks.base import parse_xml_safely
+from king_qics.hooks.safe_xml import parse_xml_safely
 
 _EDMX = "http://docs.oasis-open.org/odata/ns/edmx"
 _EDM_NAMESPACES = ("http://docs.oasis-open.org/odata/ns/edm",)
