@@ -16,7 +16,7 @@ cycle's start (its scheduled time) until its last run finished, the scheduler la
 dag-processor, api-server, executor workers with their task processes, sandboxes) per task instance
 that ran; "our code" is the CPU of the same task callables run in this process for one
 administration (the rest of a task process's CPU is Airflow's). Results go to
-bench/RESULTS_scale.md (appended, one section per run). ``--quick``: 2 administrations, 1-minute
+bench/scale.md (appended, one section per run). ``--quick``: 2 administrations, 1-minute
 cycles, one idle cycle (tests/bench/test_scale_quick.py).
 """
 
@@ -48,7 +48,7 @@ PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 REDIS_URL = "redis://127.0.0.1:6379"
 REDIS_DB = 12
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
-RESULTS = ROOT / "bench" / "RESULTS_scale.md"
+RESULTS = ROOT / "bench" / "scale.md"
 CYCLE_TARGET = 300.0  # seconds: every cycle done within 5 minutes
 DEBTORS = 3  # per administration (with the generator's VAT codes, conditions, cost centers, items)
 

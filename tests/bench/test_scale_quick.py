@@ -23,7 +23,7 @@ ROW = (
 
 
 def test_scale_quick_steady_state_runs_only_the_gates(tmp_path):
-    output = tmp_path / "RESULTS_scale.md"
+    output = tmp_path / "scale.md"
     result = subprocess.run(
         [sys.executable, "-m", "bench.scale", "--quick", "--output", str(output)],
         cwd=ROOT,
