@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import secrets
-import signal
 import statistics
 import subprocess
 import sys
@@ -41,52 +40,19 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins"), str(ROOT / "tools")]
 
+from bench.processes import AIRFLOW, Component  # noqa: E402
 from sandbox import universe  # noqa: E402
 from sandbox.server import free_port, start_process, stop_process  # noqa: E402
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 REDIS_URL = "redis://127.0.0.1:6379"
 REDIS_DB = 12
-AIRFLOW = str(Path(sys.executable).parent / "airflow")
 RESULTS = ROOT / "bench" / "scale.md"
 CYCLE_TARGET = 300.0  # seconds: every cycle done within 5 minutes
 DEBTORS = 3  # per administration (with the generator's VAT codes, conditions, cost centers, items)
 
 
 # -- processes ---------------------------------------------------------------------------------------
-
-
-class Component:
-    """One Airflow command in its own process group, its output in a log file."""
-
-    def __init__(self, name: str, args: list[str], env: dict, logs: Path):
-        self.name, self.log = name, logs / f"{name}.log"
-        self._file = open(self.log, "w")  # noqa: SIM115 (closed in stop())
-        self.process = subprocess.Popen(
-            [AIRFLOW, *args],
-            env=env,
-            cwd=ROOT,
-            stdout=self._file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def stop(self) -> None:
-        try:
-            if self.alive():
-                os.killpg(self.process.pid, signal.SIGTERM)
-                try:
-                    self.process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    pass
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait(timeout=10)
-        self._file.close()
 
 
 def tree_cpu(pid: int) -> float:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from bench.processes import AIRFLOW, Component
 from sandbox.server import free_port, start_process, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +44,6 @@ DEMO = json.loads((ROOT / "sandbox" / "fixtures" / "demo.json").read_text(encodi
 KING_ZUID = next(a for a in DEMO["king"]["administrations"] if a["environment_code"] == "31337")
 STARTUP_TIMEOUT = 180
 RUN_TIMEOUT = 240
-AIRFLOW = str(Path(sys.executable).parent / "airflow")
 
 
 def _pg_admin(statement: str) -> None:
@@ -63,40 +62,6 @@ def _flush_redis_db() -> None:
     import redis
 
     redis.Redis.from_url(f"{REDIS_URL}/{REDIS_DB}").flushdb()
-
-
-class Component:
-    """One Airflow command in its own process group, its output in a log file."""
-
-    def __init__(self, name: str, args: list[str], env: dict, log_dir: Path):
-        self.name, self.log = name, log_dir / f"{name}.log"
-        self._file = open(self.log, "w")  # noqa: SIM115 (closed in stop())
-        self.process = subprocess.Popen(
-            [AIRFLOW, *args],
-            env=env,
-            cwd=ROOT,
-            stdout=self._file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def stop(self) -> None:
-        try:
-            if self.alive():
-                os.killpg(self.process.pid, signal.SIGTERM)
-                try:
-                    self.process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    pass
-            # whatever the group still holds (Celery pool children, task runners)
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait(timeout=10)
-        self._file.close()
 
 
 def print_logs(logs: Path, lines: int = 40) -> None:

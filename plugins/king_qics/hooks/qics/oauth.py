@@ -203,20 +203,7 @@ class OAuthTokens:
                     f"qics: another process has been refreshing connection {self.conn_id!r} too long"
                 )
             time.sleep(REFRESH_POLL_SECONDS)
-        try:
-            grant = self._grant(refresh_token, from_chain=False, source="the refresh token given")
-        except BaseException:
-            self.store.release_refresh(self.conn_id, me)
-            raise
-        self.store.save(
-            self.conn_id,
-            seed_fingerprint=self.fingerprint,
-            refresh_token=self._encrypt(grant.refresh_token),
-            access_token=self._encrypt(grant.access_token),
-            access_expires_at=grant.expires_at,
-        )
-        self._remember(grant.access_token, grant.expires_at)
-        self.last_grant = grant
+        grant = self._exchange(me, refresh_token, from_chain=False, source="the refresh token given")
         log.info("qics: connection %s has a new token chain (from a refresh token given)", self.conn_id)
         return grant
 
@@ -287,8 +274,15 @@ class OAuthTokens:
             stored = self._decrypt(row.refresh_token)
             if stored:
                 refresh_token, from_chain = stored, True
+        grant = self._exchange(me, refresh_token, from_chain)
+        log.info("qics: refreshed the OAuth access token of connection %s", self.conn_id)
+        return grant.access_token
+
+    def _exchange(self, me: str, refresh_token: str, from_chain: bool, **grant_options) -> Grant:
+        """Exchange ``refresh_token`` under the refresh claim ``me`` holds and store the new chain
+        (which ends the claim); a failed exchange releases the claim."""
         try:
-            grant = self._grant(refresh_token, from_chain)
+            grant = self._grant(refresh_token, from_chain, **grant_options)
         except BaseException:
             self.store.release_refresh(self.conn_id, me)
             raise
@@ -301,8 +295,7 @@ class OAuthTokens:
         )
         self._remember(grant.access_token, grant.expires_at)
         self.last_grant = grant
-        log.info("qics: refreshed the OAuth access token of connection %s", self.conn_id)
-        return grant.access_token
+        return grant
 
     def _client_credentials(self) -> tuple[dict[str, str], dict[str, str]]:
         """(form fields, headers) that authenticate the client, as the profile's oauth_client_auth says:
