@@ -155,15 +155,6 @@ def build_master_data_dag(adm, config_path: str) -> DAG:
     )
     with dag:
         tasks = _entity_tasks(adm, config_path, catalog.DagKind.MASTER_DATA)
-        # An idle run (most of them) ends here: King unchanged, nothing failing, pending or due.
-        gate = _gate(
-            catalog.GATE_TASK,
-            check_for_work,
-            config_path=config_path,
-            administration_id=adm.id,
-            kind=catalog.DagKind.MASTER_DATA.value,
-        )
-        gate >> [task for task in tasks.values() if not task.upstream_task_ids]
         # After the entity tasks, whatever their outcome, in the same Qics pool. A teardown only
         # because Airflow leaves teardowns out of the DAG run's state: a failed entity task still
         # makes the run fail, and a reconciliation never does.
@@ -191,14 +182,6 @@ def build_projects_employees_dag(adm, config_path: str) -> DAG:
     )
     with dag:
         tasks = _entity_tasks(adm, config_path, catalog.DagKind.PROJECTS_EMPLOYEES)
-        gate = _gate(
-            catalog.GATE_TASK,
-            check_for_work,
-            config_path=config_path,
-            administration_id=adm.id,
-            kind=catalog.DagKind.PROJECTS_EMPLOYEES.value,
-        )
-        gate >> [task for task in tasks.values() if not task.upstream_task_ids]
         # customers synced before their manager (DEB.MEDEWDEC) existed in Qics get the link now
         managers = _task(
             catalog.CUSTOMER_MANAGERS,
@@ -214,7 +197,8 @@ def build_projects_employees_dag(adm, config_path: str) -> DAG:
 
 
 def _entity_tasks(adm, config_path: str, kind: catalog.DagKind) -> dict[str, PythonOperator]:
-    """One task per entity of the catalog that this DAG syncs, after the entities it looks up."""
+    """One task per entity of the catalog that this DAG syncs, after the entities it looks up, and
+    all after the DAG's gate (``catalog.GATE_TASK``)."""
     tasks = {}
     entities = catalog.entities_of(kind)
     for entity in entities:
@@ -231,6 +215,11 @@ def _entity_tasks(adm, config_path: str, kind: catalog.DagKind) -> dict[str, Pyt
     for entity in entities:
         for name in entity.after:
             tasks[name] >> tasks[entity.name]
+    # An idle run (most of them) ends at the gate: King unchanged, nothing failing, pending or due.
+    gate = _gate(
+        catalog.GATE_TASK, check_for_work, config_path=config_path, administration_id=adm.id, kind=kind.value
+    )
+    gate >> [tasks[entity.name] for entity in entities if not entity.after]
     return tasks
 
 
