@@ -88,9 +88,8 @@ Trigger it with what is to be done; each task is skipped when its params are emp
   it is listed again when it fails for another reason, and the acceptance ends when it syncs.
 - `accept_invoices` (Qics invoice numbers) with a `note`: the invoices are never booked by this
   program (ledger: skipped). Only an invoice nothing was sent of to King; others are refused.
-- `qics_refresh_token`: after re-authorizing the OAuth application in QicsMilestones, paste the new
-  refresh token here: connection `{adm.qics_conn_id}` gets a new token chain from it at once (the
-  token is spent right away, masked in the form and the log, never in XCom, stored encrypted in
-  the state store). Airflow keeps a run's params with the run (visible to who may read its runs):
-  the token there is spent, single-use, by the time the task has run.
+- A new Qics token chain is not started here: a token typed into a trigger form stays in the
+  run's params in Airflow's metadata database. After re-authorizing in QicsMilestones, put the new
+  refresh token into connection `{adm.qics_conn_id}` (Admin -> Connections, extra `refresh_token`):
+  the next task starts a new chain from it (README, Troubleshooting).
 """

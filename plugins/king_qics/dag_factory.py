@@ -23,7 +23,7 @@ from king_qics.dag_params import (
 from king_qics.idle_gate import IdleGate
 from king_qics.tasks.gate import check_for_work
 from king_qics.tasks.invoices import export_invoices, report_invoices, select_invoices
-from king_qics.tasks.maintenance import accept_invoices, accept_records, start_token_chain
+from king_qics.tasks.maintenance import accept_invoices, accept_records
 from king_qics.tasks.master_data import reconcile, sync_master_data
 
 # Data errors are final (clearing the task retries the failing records); faults of the APIs are
@@ -261,7 +261,6 @@ def build_maintenance_dag(adm, config_path: str) -> DAG:
         ids = {"config_path": config_path, "administration_id": adm.id}
         _task("accept_records", accept_records, **ids)
         _task("accept_invoices", accept_invoices, **ids)
-        _task("start_token_chain", start_token_chain, **ids)
     return dag
 
 

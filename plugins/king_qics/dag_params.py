@@ -77,7 +77,7 @@ def invoices_param(accept: bool = False) -> Param:
 
 
 def maintenance_params(adm) -> dict:
-    """The maintenance DAG's form: a note, what to accept as is, a new Qics refresh token."""
+    """The maintenance DAG's form: a note and what to accept as is."""
     return {
         "note": Param(
             "",
@@ -88,15 +88,4 @@ def maintenance_params(adm) -> dict:
         ),
         "accept_records": keys_param(None, accept=True),
         "accept_invoices": invoices_param(accept=True),
-        "qics_refresh_token": Param(
-            "",
-            type="string",
-            format="password",
-            title="New Qics refresh token",
-            description=(
-                f"After re-authorizing in QicsMilestones: connection {adm.qics_conn_id} gets a new "
-                "token chain from it at once (masked, never logged, spent right away)"
-            ),
-            **{"$schema": JSON_SCHEMA_DRAFT},
-        ),
     }

@@ -129,9 +129,9 @@ def test_the_alerts_dag_checks_every_ten_minutes(parsed):
 def test_each_administration_has_a_manual_maintenance_dag_in_its_qics_pool(parsed):
     for adm in administration_ids():
         dag = parsed["dags"][f"king_qics__{adm}__maintenance"]
-        assert set(dag["tasks"]) == {"accept_records", "accept_invoices", "start_token_chain"}
+        assert set(dag["tasks"]) == {"accept_records", "accept_invoices"}
         assert all(task["pool"] == f"king_qics__{adm}__qics" for task in dag["tasks"].values())
-        assert dag["params"] == ["accept_invoices", "accept_records", "note", "qics_refresh_token"]
+        assert dag["params"] == ["accept_invoices", "accept_records", "note"]
         assert {f"administration:{adm}", "maintenance"} <= set(dag["tags"]) and dag["doc_md"]
         assert dag["max_active_runs"] == 1 and dag["catchup"] is False
 

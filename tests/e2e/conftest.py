@@ -76,7 +76,6 @@ PARAM_DEFAULTS = {
     "accept_records": {},
     "accept_invoices": [],
     "note": "",
-    "qics_refresh_token": "",
 }
 
 

@@ -11,7 +11,7 @@ import logging
 from datetime import timedelta
 
 from king_qics.log_tables import reason_table
-from king_qics.tasks import administration, apis, state_store
+from king_qics.tasks import administration, state_store
 
 log = logging.getLogger(__name__)
 
@@ -101,31 +101,3 @@ def _result(administration_id: str, what: str, done: dict, refused: dict) -> dic
         raise _fail(f"{len(refused)} of {len(done) + len(refused)} not accepted (the table above)")
     log.info("%s accepted as is:\n%s", administration_id, table)
     return {"accepted": sorted(done)}
-
-
-def start_token_chain(config_path: str, administration_id: str, **context) -> dict:
-    """``qics_refresh_token``: the administration's Qics connection gets a new token chain from it
-    (spent at once; re-authorization without shell access). Returns no token."""
-    from king_qics.hooks.base import mask
-    from king_qics.hooks.qics import odata_filter
-
-    params = context.get("params") or {}
-    refresh_token = str(params.get("qics_refresh_token") or "").strip()
-    if not refresh_token:
-        raise _skip("no refresh token given (qics_refresh_token)")
-    mask(refresh_token)  # before anything else can log it
-    adm, config = administration(config_path, administration_id)
-    store = state_store(config)
-    with apis(adm, store, king=False) as (_, qics):
-        grant = qics.tokens.start_chain(refresh_token)
-        # the new chain works: the company is read with it
-        company = odata_filter({"CompanyId": adm.company_id})
-        next(iter(qics.iter_records("Company", filter=company, top=1)), None)
-    sharing = sorted(a.id for a in config.administrations if a.qics_conn_id == adm.qics_conn_id)
-    log.info(
-        "Qics connection %s (administrations %s) has a new token chain; access token valid until %s UTC",
-        adm.qics_conn_id,
-        ", ".join(sharing),
-        f"{grant.expires_at:%Y-%m-%d %H:%M}",
-    )
-    return {"connection": adm.qics_conn_id, "administrations": sharing, "rotated": grant.rotated}
