@@ -244,10 +244,10 @@ def build_invoice_export_dag(adm, config_path: str) -> DAG:
 
 
 def build_maintenance_dag(adm, config_path: str) -> DAG:
-    """Manual only: accept failing records or invoices as is, start a new Qics token chain."""
+    """Manual only: accept failing records or invoices as is."""
     dag = DAG(
         dag_id=catalog.dag_id(adm.id, catalog.DagKind.MAINTENANCE),
-        description=f"Maintenance of {adm.name} (manual): accept as is, a new Qics token chain",
+        description=f"Maintenance of {adm.name} (manual): accept failing records or invoices as is",
         schedule=None,
         start_date=None,
         catchup=False,

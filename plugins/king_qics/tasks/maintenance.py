@@ -1,8 +1,6 @@
 """The maintenance DAG's tasks (manual only): accept failing records or invoices as is, with a
-note; start a new Qics token chain from a refresh token given in the trigger form. Each task is
-skipped when its params are empty. The refresh token is never logged (it is registered with
-Airflow's secrets masker first), never returned (no XCom) and stored only through the state
-store's token chains (king_qics.state.tokens), encrypted."""
+note. Each task is skipped when its params are empty. (A new Qics token chain is started from the
+connection's refresh_token, never from a trigger form: Airflow keeps a run's params.)"""
 
 from __future__ import annotations
 
