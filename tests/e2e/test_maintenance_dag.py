@@ -1,6 +1,7 @@
 """The maintenance DAG (manual only) in real Airflow (dag.test) against both sandboxes: failing
-records and invoices accepted as is with a note (kept and shown), and a new Qics token chain from
-a refresh token given in the trigger form (masked: never in a log, an XCom or the store in clear).
+records and invoices accepted as is with a note (kept and shown). A new Qics token chain is started
+from the King <-> Qics page instead (tests/e2e/ui/test_qics_token.py): a DAG run's params are kept
+in Airflow's metadata database.
 """
 
 from __future__ import annotations
@@ -71,12 +72,3 @@ def test_an_invoice_accepted_as_is_is_never_booked_and_a_booked_one_cannot_be(ru
     sandbox.reset_calls()
     _, states = run_dag(INVOICE_EXPORT)
     assert states["export"] == "success" and "CreateJournaalpost" not in sandbox.calls("king")
-
-
-def customers_city(sandbox, code: str) -> str:
-    records = sandbox.state("qics")["entities"]["CustomerCompany"]
-    return next(
-        r["VisitAddressCity"]
-        for r in records
-        if str(r["CustomerCode"]) == code and str(r["CompanyId"]) == "1"
-    )

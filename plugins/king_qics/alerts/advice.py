@@ -85,8 +85,10 @@ def qics_reauthorize(conn_id: str, host: str | None, client_id: str | None) -> s
         "2. Qics sends the browser to the Redirect Uri with ?code=...; exchange that one-time code at once: "
         f"POST {base}/api/oauth2/oauth2/token with grant_type=authorization_code, the code, the same "
         "redirect_uri, client_id and client_secret. The answer holds a new refresh_token.\n"
-        f"3. Put that refresh token in the extra refresh_token of connection {conn_id} (Admin -> "
-        "Connections): it starts a new token chain. Then clear the failed tasks, or wait for the next run."
+        '3. Give that refresh token to the sync: in the form "Re-authorize Qics" of the administration\'s '
+        "King <-> Qics page (it is spent at once for a new token chain and kept nowhere in clear), or in the "
+        f"extra refresh_token of connection {conn_id} (Admin -> Connections), from which the chain "
+        "restarts. Then clear the failed tasks, or wait for the next run."
     )
 
 

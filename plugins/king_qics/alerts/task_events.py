@@ -187,7 +187,7 @@ def _links(adm, ti) -> list[tuple[str, str]]:
 
 def credentials_message(adm, ti, exc: BaseException, system: str) -> Message:
     if system == "qics":
-        what = advice.qics_reauthorize(adm.qics_conn_id, *_qics_client(adm.qics_conn_id))
+        what = advice.qics_reauthorize(adm.qics_conn_id, *connection_client(adm.qics_conn_id))
         if "invalid_grant" not in str(exc) and "refresh token" not in str(exc):
             what = advice.qics_refused(adm.qics_conn_id)
         subject = f"{adm.id}: Qics refuses the sync's credentials: a person must act"
@@ -206,7 +206,7 @@ def credentials_message(adm, ti, exc: BaseException, system: str) -> Message:
     return message
 
 
-def _qics_client(conn_id: str) -> tuple[str | None, str | None]:
+def connection_client(conn_id: str) -> tuple[str | None, str | None]:
     """The connection's host and client id (public identifiers, never its secrets)."""
     try:
         from airflow.sdk import BaseHook

@@ -1,10 +1,13 @@
 """The FastAPI app of the King <-> Qics page, mounted by the Airflow API server (see plugin.py).
 
-Read-only: its trigger form (the one-click "retry now" and "accept as is" of a failing record or
-invoice, ui/links.py) posts to Airflow's own REST API from the browser. Every route requires a
-user Airflow has authenticated (its JWT, from the Authorization header or the UI's ``_token``
-cookie) who may read DAG runs: Airflow's own ``requires_access_dag`` dependency, so the auth
-manager configured for Airflow decides. HTML is rendered on the server (Jinja2); the JSON API
+Read-only but for one thing: its trigger form (the one-click "retry now" and "accept as is" of a
+failing record or invoice, ui/links.py) posts to Airflow's own REST API from the browser, and its
+Qics re-authorization form (ui/qics_token.py) hands a refresh token to the state store's token
+chain. Every route requires a user Airflow has authenticated (its JWT, from the Authorization
+header or the UI's ``_token`` cookie) who may read DAG runs: Airflow's own ``requires_access_dag``
+dependency, so the auth manager configured for Airflow decides; the re-authorization also needs
+the right to edit the Qics connection, and a JSON body (a cross-site form cannot send one, so the
+UI's cookie cannot be used against it). HTML is rendered on the server (Jinja2); the JSON API
 under ``/api`` returns the same data.
 """
 
@@ -24,7 +27,7 @@ from king_qics import catalog
 from king_qics.config import LoadResult, load_administrations
 from king_qics.ledger_words import LEDGER_STATE_WORDS
 from king_qics.state import STATE_CONN_ID_ENV, StateStore
-from king_qics.ui import links, queries
+from king_qics.ui import links, qics_token, queries
 from king_qics.ui.formatting import FILTERS, SERVER_ZONE
 from king_qics.ui.plugin import URL_PREFIX
 
@@ -103,8 +106,13 @@ def list_data(administration_id: str, name: str, offset: int, limit: int) -> dic
 
 
 def create_app() -> FastAPI:
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
-    from airflow.api_fastapi.core_api.security import requires_access_dag
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import ConnectionDetails, DagAccessEntity
+    from airflow.api_fastapi.core_api.security import get_user, requires_access_dag
+    from starlette.concurrency import run_in_threadpool
+
+    from king_qics.alerts import advice
+    from king_qics.alerts.task_events import connection_client
 
     app = FastAPI(
         title="King <-> Qics sync status",
@@ -165,6 +173,51 @@ def create_app() -> FastAPI:
             conf=values,
             purpose=links.trigger_purpose(dag, values),
         )
+
+    @app.get("/administrations/{administration_id}/qics-token", response_class=HTMLResponse)
+    def qics_token_page(request: Request, administration_id: str):
+        """The form that starts a new Qics token chain from a refresh token (ui/qics_token.py)."""
+        adm = _administration(administration_id)
+        sharing = [a.id for a in current_config().administrations if a.qics_conn_id == adm.qics_conn_id]
+        return render(
+            request,
+            "qics_token.html",
+            adm={"id": adm.id, "name": adm.name, "qics_conn_id": adm.qics_conn_id, "sharing": sharing},
+            steps=advice.qics_reauthorize(adm.qics_conn_id, *connection_client(adm.qics_conn_id)),
+        )
+
+    @app.post("/api/administrations/{administration_id}/qics-token")
+    async def qics_token_api(
+        request: Request,
+        administration_id: str,
+        user: Any = Depends(get_user),  # noqa: B008 (FastAPI)
+    ) -> dict[str, Any]:
+        adm = _administration(administration_id)
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            raise HTTPException(status_code=415, detail="send the refresh token as JSON")
+        allowed = get_auth_manager().is_authorized_connection(
+            method="PUT", details=ConnectionDetails(conn_id=adm.qics_conn_id), user=user
+        )
+        if not allowed:
+            raise HTTPException(
+                status_code=403, detail=f"you may not edit connection {adm.qics_conn_id} in Airflow"
+            )
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("refresh_token"), str):
+            raise HTTPException(status_code=422, detail='expected {"refresh_token": "..."}')
+        try:
+            return await run_in_threadpool(
+                qics_token.start_token_chain,
+                adm,
+                current_config().administrations,
+                current_store(),
+                body["refresh_token"],
+            )
+        except qics_token.RefusedToken as exc:
+            raise HTTPException(status_code=400, detail=str(exc)) from None
 
     @app.get("/api/administrations")
     def overview_api() -> dict[str, Any]:

@@ -184,6 +184,29 @@ class OAuthTokens:
             return "QicsMilestones accepts the client (the refresh token was not used: it is single-use)"
         raise ProtocolError("qics POST token: a refresh token that cannot exist was accepted")
 
+    def start_chain(self, refresh_token: str) -> Grant:
+        """A new chain from a refresh token a person got by re-authorizing the OAuth application in
+        Qics (the King <-> Qics page's re-authorization form): spent at once for an access token and
+        its successor, both stored encrypted; the connection itself is not changed (its token stays
+        the seed the chain is known by). Refused (AuthenticationError) when Qics does not accept the
+        token; the old chain is then left as it was."""
+        refresh_token = str(refresh_token or "").strip()
+        if not refresh_token:
+            raise AuthenticationError("no refresh token given")
+        mask(refresh_token)
+        me = uuid.uuid4().hex
+        lease = timedelta(seconds=2 * self.hook.worst_case_seconds())
+        waited_until = time.monotonic() + lease.total_seconds()
+        while not self.store.claim_refresh(self.conn_id, self.fingerprint, me, lease):
+            if time.monotonic() > waited_until:
+                raise TransientError(
+                    f"qics: another process has been refreshing connection {self.conn_id!r} too long"
+                )
+            time.sleep(REFRESH_POLL_SECONDS)
+        grant = self._exchange(me, refresh_token, from_chain=False, source="the refresh token given")
+        log.info("qics: connection %s has a new token chain (from a refresh token given)", self.conn_id)
+        return grant
+
     def renew(self, rejected: str) -> str:
         """The service refused ``rejected`` (HTTP 401): get another access token."""
         with _PROCESS_CACHE_LOCK:

@@ -10,66 +10,26 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-import requests
 
-from sandbox.server import free_port
+from tests.e2e.ui.airflow_ui import USERS, dag_run_conf, login, token
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SCREENSHOT = ROOT / "docs" / "ui_sync_status.png"
-USERS = {
-    "viewer": ("viewer", "viewer-password"),
-    "norole": ("", "norole-password"),
-    "editor": ("user", "editor-password"),  # may trigger DAG runs
-}
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 ROUTES = [
     "/king-qics/",
     "/king-qics/administrations/noord",
     "/king-qics/administrations/noord/lists/failing",
+    "/king-qics/administrations/noord/qics-token",
     "/king-qics/api/administrations",
     "/king-qics/api/administrations/noord",
     "/king-qics/api/administrations/noord/lists/invoices_exported",
 ]
-
-
-@pytest.fixture(scope="module")
-def auth_env(tmp_path_factory):
-    """Airflow's SimpleAuthManager with two known users: a viewer, and one without any role."""
-    passwords = tmp_path_factory.mktemp("auth") / "passwords.json"
-    passwords.write_text(json.dumps({name: password for name, (_, password) in USERS.items()}))
-    env = {
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{n}:{role}" for n, (role, _) in USERS.items()),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-        "AIRFLOW__API_AUTH__JWT_SECRET": "king-qics-ui-test-secret-" + "x" * 48,
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in env.items():
-            patch.setenv(name, value)
-        yield env
-
-
-@pytest.fixture(scope="module")
-def client(auth_env, airflow_db):
-    """Airflow's own API server app (plugins mounted as in production), in process."""
-    from airflow.api_fastapi.app import create_app
-    from fastapi.testclient import TestClient
-
-    return TestClient(create_app())
-
-
-def token(client, user: str) -> str:
-    response = client.post("/auth/token", json={"username": user, "password": USERS[user][1]})
-    assert response.status_code == 201, response.text
-    return response.json()["access_token"]
 
 
 def test_every_route_requires_an_airflow_user_who_may_read_dag_runs(client, state_store):
@@ -145,70 +105,6 @@ def test_api_shows_the_run(synced, client, state_store):
         "/king-qics/api/administrations/noord/lists/invoices_exported?offset=1&limit=1", headers=headers
     ).json()
     assert more["total"] == len(booked) and len(more["rows"]) == min(1, len(booked) - 1)
-
-
-@pytest.fixture
-def api_server(auth_env, airflow_db, tmp_path):
-    """A real `airflow api-server` on a free port, on the tests' metadata DB and state store."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, **auth_env, "AIRFLOW__API__BASE_URL": base, "AIRFLOW__API__WORKERS": "1"}
-    log = open(tmp_path / "api-server.log", "w")  # noqa: SIM115 (closed below)
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "airflow"),
-            "api-server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if requests.get(f"{base}/api/v2/monitor/health", timeout=2).status_code == 200:
-                    break
-            except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow to start
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"airflow api-server did not start:\n{(tmp_path / 'api-server.log').read_text()}"
-                )
-            time.sleep(0.5)
-        yield base
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
-
-
-@pytest.fixture
-def browser():
-    """Debian's headless Chromium, driven through chromedriver."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"):
-        options.add_argument(flag)
-    options.add_argument("--window-size=1500,1300")
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    driver.implicitly_wait(0)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def shown(moment: str, zone: str) -> str:
@@ -296,29 +192,6 @@ def test_the_page_in_chromium_after_logging_in(synced, api_server, browser, tmp_
     browser.save_screenshot(str(screenshot))
     if os.environ.get("UPDATE_SCREENSHOT"):
         shutil.copy(screenshot, SCREENSHOT)
-
-
-def login(browser, api_server: str, user: str) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ready
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    wait = WebDriverWait(browser, 60)
-    browser.get(f"{api_server}/auth/login")
-    wait.until(ready.presence_of_element_located((By.NAME, "username"))).send_keys(user)
-    browser.find_element(By.NAME, "password").send_keys(USERS[user][1])
-    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    wait.until(lambda driver: driver.get_cookie("_token") is not None)
-
-
-def dag_run_conf(api_server: str, dag_id: str, run_id: str) -> dict:
-    answer = requests.post(
-        f"{api_server}/auth/token", json={"username": "editor", "password": USERS["editor"][1]}, timeout=30
-    )
-    headers = {"Authorization": f"Bearer {answer.json()['access_token']}"}
-    run = requests.get(f"{api_server}/api/v2/dags/{dag_id}/dagRuns/{run_id}", headers=headers, timeout=30)
-    assert run.status_code == 200, run.text
-    return run.json()["conf"]
 
 
 def test_retry_and_accept_links_open_the_trigger_form_filled_in_and_trigger_that_run(
