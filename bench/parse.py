@@ -39,7 +39,7 @@ def run(quick: bool, size: str | None = None) -> list[dict]:
         result = min(results, key=lambda found: found["dagbag"])
         all_runs = ", ".join(f"{found['dagbag']:.2f}" for found in results)
         label = f"DAG parse, {count} administrations"
-        expected = 4 * count + 2  # four per administration (maintenance too), the preflight and alerts DAGs
+        expected = 3 * count + 3  # three per administration, the maintenance, preflight and alerts DAGs
         rows.append(
             row(
                 f"{label}: DAGs bagged, import errors",

@@ -10,9 +10,9 @@ import gc
 
 from airflow.sdk import get_parsing_context
 
-from king_qics.catalog import PREFLIGHT_DAG_ID, WATCHDOG_DAG_ID, config_path
+from king_qics.catalog import MAINTENANCE_DAG_ID, PREFLIGHT_DAG_ID, WATCHDOG_DAG_ID, config_path
 from king_qics.config import load_administrations
-from king_qics.dag_factory import build_dags, build_watchdog_dag, config_error_dag
+from king_qics.dag_factory import build_dags, build_maintenance_dag, build_watchdog_dag, config_error_dag
 from king_qics.dag_preflight import build_preflight_dag
 
 CONFIG_PATH = config_path(__file__)
@@ -34,6 +34,9 @@ try:
     if _config.administrations and _only in (None, PREFLIGHT_DAG_ID):
         _preflight = build_preflight_dag(_config.administrations, str(CONFIG_PATH))
         globals()[_preflight.dag_id] = _preflight
+    if _config.administrations and _only in (None, MAINTENANCE_DAG_ID):
+        _maintenance = build_maintenance_dag(_config.administrations, str(CONFIG_PATH))
+        globals()[_maintenance.dag_id] = _maintenance
     if _config.administrations and _only in (None, WATCHDOG_DAG_ID):
         _watchdog = build_watchdog_dag(str(CONFIG_PATH))
         globals()[_watchdog.dag_id] = _watchdog

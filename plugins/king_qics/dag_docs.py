@@ -76,11 +76,13 @@ King no longer holds its booking (checked first). See docs/invoice_export.md.
 """
 
 
-def maintenance(adm) -> str:
-    return f"""
-### Maintenance (manual only): {adm.name}
+def maintenance() -> str:
+    return """
+### Maintenance (manual only): accept failures as is
 
-Trigger it with what is to be done; each task is skipped when its params are empty.
+One DAG for every administration: trigger it with the `administration` and what is to be done
+(the King <-> Qics page's *accept as is* links fill both in); each task is skipped when its
+params are empty.
 
 - `accept_records` (per entity, King keys) with a `note`: the records leave the failing list,
   accepted as is; the failure, the note and who triggered are kept and shown on the King <-> Qics
@@ -89,7 +91,6 @@ Trigger it with what is to be done; each task is skipped when its params are emp
 - `accept_invoices` (Qics invoice numbers) with a `note`: the invoices are never booked by this
   program (ledger: skipped). Only an invoice nothing was sent of to King; others are refused.
 - A new Qics token chain is not started here: a token typed into a trigger form stays in the
-  run's params in Airflow's metadata database. After re-authorizing in QicsMilestones, put the new
-  refresh token into connection `{adm.qics_conn_id}` (Admin -> Connections, extra `refresh_token`):
-  the next task starts a new chain from it (README, Troubleshooting).
+  run's params in Airflow's metadata database. Use the *Re-authorize Qics* form of the
+  administration's King <-> Qics page (README, Troubleshooting).
 """

@@ -243,24 +243,24 @@ def build_invoice_export_dag(adm, config_path: str) -> DAG:
     return dag
 
 
-def build_maintenance_dag(adm, config_path: str) -> DAG:
-    """Manual only: accept failing records or invoices as is."""
+def build_maintenance_dag(administrations, config_path: str) -> DAG:
+    """Manual only, one for every administration (param ``administration``): accept failing
+    records or invoices as is. It touches the state store only: no API pool."""
     dag = DAG(
-        dag_id=catalog.dag_id(adm.id, catalog.DagKind.MAINTENANCE),
-        description=f"Maintenance of {adm.name} (manual): accept failing records or invoices as is",
+        dag_id=catalog.MAINTENANCE_DAG_ID,
+        description="Maintenance (manual): accept failing records or invoices of an administration as is",
         schedule=None,
         start_date=None,
         catchup=False,
         max_active_runs=1,
-        default_args={**default_args(pool_name(adm, "qics")), "retries": 0},  # a person triggers again
-        params=maintenance_params(adm),
-        tags=["king-qics-sync", f"administration:{adm.id}", "maintenance"],
-        doc_md=dag_docs.maintenance(adm),
+        default_args={"owner": "king-qics-sync", "retries": 0},  # a person triggers again
+        params=maintenance_params([adm.id for adm in administrations if adm.enabled]),
+        tags=["king-qics-sync", "maintenance"],
+        doc_md=dag_docs.maintenance(),
     )
     with dag:
-        ids = {"config_path": config_path, "administration_id": adm.id}
-        _task("accept_records", accept_records, **ids)
-        _task("accept_invoices", accept_invoices, **ids)
+        _task("accept_records", accept_records, config_path=config_path)
+        _task("accept_invoices", accept_invoices, config_path=config_path)
     return dag
 
 
@@ -271,7 +271,6 @@ def build_dags(adm, config_path: str, only: str | None = None) -> list[DAG]:
         catalog.DagKind.MASTER_DATA: build_master_data_dag,
         catalog.DagKind.PROJECTS_EMPLOYEES: build_projects_employees_dag,
         catalog.DagKind.INVOICE_EXPORT: build_invoice_export_dag,
-        catalog.DagKind.MAINTENANCE: build_maintenance_dag,
     }
     return [
         build(adm, config_path)

@@ -76,9 +76,17 @@ def invoices_param(accept: bool = False) -> Param:
     )
 
 
-def maintenance_params(adm) -> dict:
-    """The maintenance DAG's form: a note and what to accept as is."""
+def maintenance_params(administration_ids: list[str]) -> dict:
+    """The maintenance DAG's form: the administration, a note and what to accept as is."""
     return {
+        "administration": Param(
+            "",
+            type="string",
+            enum=["", *administration_ids],
+            title="Administration",
+            description="Whose failures are accepted as is (needed to accept)",
+            **{"$schema": JSON_SCHEMA_DRAFT},
+        ),
         "note": Param(
             "",
             type="string",

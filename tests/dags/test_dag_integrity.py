@@ -50,7 +50,9 @@ PARSE_SCRIPT = textwrap.dedent(
         dags[dag_id] = {
             "tags": sorted(dag.tags), "max_active_runs": dag.max_active_runs, "catchup": dag.catchup,
             "doc_md": bool(dag.doc_md and dag.doc_md.strip()), "tasks": tasks,
-            "params": sorted(dag.params.keys()),
+            "params": sorted(dag.params.keys()), "manual": type(dag.timetable).__name__ == "NullTimetable",
+            "administrations": dag.params.get_param("administration").schema.get("enum")
+            if "administration" in dag.params else None,
         }
     heavy = sorted(
         m for m in ("pandas", "numpy", "requests", "lxml", "sqlalchemy", "king_qics.hooks")
@@ -92,14 +94,15 @@ def test_each_administration_has_its_dags(parsed):
     expected = {
         f"king_qics__{adm}__{kind}"
         for adm in administration_ids()
-        for kind in ("master_data", "projects_employees", "invoice_export", "maintenance")
+        for kind in ("master_data", "projects_employees", "invoice_export")
     }
-    assert expected | {"king_qics__preflight", "king_qics__alerts"} == set(parsed["dags"])
+    global_dags = {"king_qics__preflight", "king_qics__alerts", "king_qics__maintenance"}
+    assert expected | global_dags == set(parsed["dags"])
 
 
 def test_conventions(parsed):
     for dag_id, dag in parsed["dags"].items():
-        if dag_id in ("king_qics__preflight", "king_qics__alerts") or dag_id.endswith("__maintenance"):
+        if dag_id in ("king_qics__preflight", "king_qics__alerts", "king_qics__maintenance"):
             continue  # manual only, or the alerts' checks (their own tests)
         adm = dag_id.split("__")[1]
         assert f"administration:{adm}" in dag["tags"], dag_id
@@ -126,14 +129,14 @@ def test_the_alerts_dag_checks_every_ten_minutes(parsed):
     assert dag["max_active_runs"] == 1 and dag["catchup"] is False
 
 
-def test_each_administration_has_a_manual_maintenance_dag_in_its_qics_pool(parsed):
-    for adm in administration_ids():
-        dag = parsed["dags"][f"king_qics__{adm}__maintenance"]
-        assert set(dag["tasks"]) == {"accept_records", "accept_invoices"}
-        assert all(task["pool"] == f"king_qics__{adm}__qics" for task in dag["tasks"].values())
-        assert dag["params"] == ["accept_invoices", "accept_records", "note"]
-        assert {f"administration:{adm}", "maintenance"} <= set(dag["tags"]) and dag["doc_md"]
-        assert dag["max_active_runs"] == 1 and dag["catchup"] is False
+def test_one_manual_maintenance_dag_for_every_administration(parsed):
+    dag = parsed["dags"]["king_qics__maintenance"]
+    assert set(dag["tasks"]) == {"accept_records", "accept_invoices"}
+    assert all(task["retries"] == 0 for task in dag["tasks"].values())  # a person triggers again
+    assert dag["params"] == ["accept_invoices", "accept_records", "administration", "note"]
+    assert dag["administrations"] == ["", *administration_ids()]  # the form's choice, none by default
+    assert "maintenance" in dag["tags"] and dag["doc_md"] and dag["manual"]
+    assert dag["max_active_runs"] == 1 and dag["catchup"] is False
 
 
 def test_master_data_task_order(parsed):

@@ -91,9 +91,8 @@ def test_the_wheel_parses_the_dags_and_maps_a_record_from_a_fresh_venv(tmp_path)
     found = json.loads(result.stdout.strip().splitlines()[-1])
     assert found["package"].startswith(str(site)), found["package"]  # the wheel's copy, not the repository
     assert found["mapping_file"].startswith(str(site)), found["mapping_file"]
-    assert found["errors"] == {} and len(found["dags"]) == 10, (
-        found
-    )  # 2 administrations x 4, preflight, alerts
+    # 2 administrations x 3, maintenance, preflight, alerts
+    assert found["errors"] == {} and len(found["dags"]) == 9, found
     assert found["mapping_errors"] == {}
     assert found["record"]["Code"] == "1" and found["record"]["Percentage"] == "21"
     assert found["netherlands"] == "Nederland"

@@ -73,6 +73,7 @@ PARAM_DEFAULTS = {
     "reconcile": False,
     "keys": {},
     "invoices": [],
+    "administration": "",
     "accept_records": {},
     "accept_invoices": [],
     "note": "",

@@ -10,7 +10,7 @@ from king_qics.hooks.king import KingFinanceHook
 from king_qics.state import INVOICES, Acceptances, InvoiceLedger, SyncedRecords
 from tests.king_records import update_record
 
-MAINTENANCE = "king_qics__noord__maintenance"
+MAINTENANCE = "king_qics__maintenance"
 MASTER_DATA = "king_qics__noord__master_data"
 INVOICE_EXPORT = "king_qics__noord__invoice_export"
 NOTE = "BETCOND 9 is added in King in January; accepted until then"
@@ -24,7 +24,9 @@ def test_a_failing_record_accepted_as_is_stays_off_the_list_until_it_fails_other
     records = SyncedRecords(state_store, "noord", "customers")
     reason = records.failing()["10006"]
 
-    _, states = run_dag(MAINTENANCE, accept_records={"customers": ["10006"]}, note=NOTE)
+    _, states = run_dag(
+        MAINTENANCE, administration="noord", accept_records={"customers": ["10006"]}, note=NOTE
+    )
 
     assert states == {
         "accept_records": "success",
@@ -45,11 +47,17 @@ def test_a_failing_record_accepted_as_is_stays_off_the_list_until_it_fails_other
     assert "10006" in records.qics_ids() and Acceptances(state_store, "noord").of("customers") == {}
 
 
-def test_accepting_needs_a_note_and_a_record_that_is_failing(run_dag, sandbox, state_store):
+def test_accepting_needs_the_administration_a_note_and_a_record_that_is_failing(
+    run_dag, sandbox, state_store
+):
     run_dag(MASTER_DATA)
-    _, states = run_dag(MAINTENANCE, accept_records={"customers": ["10006"]}, note="")
+    _, states = run_dag(MAINTENANCE, accept_records={"customers": ["10006"]}, note=NOTE)
+    assert states["accept_records"] == "failed"  # which administration's 10006?
+    _, states = run_dag(MAINTENANCE, administration="noord", accept_records={"customers": ["10006"]}, note="")
     assert states["accept_records"] == "failed"
-    _, states = run_dag(MAINTENANCE, accept_records={"customers": ["10001"]}, note=NOTE)
+    _, states = run_dag(
+        MAINTENANCE, administration="noord", accept_records={"customers": ["10001"]}, note=NOTE
+    )
     assert states["accept_records"] == "failed"  # 10001 is synced, not failing
     assert set(SyncedRecords(state_store, "noord", "customers").failing()) == {"10006"}
     assert Acceptances(state_store, "noord").of("customers") == {}
@@ -60,7 +68,9 @@ def test_an_invoice_accepted_as_is_is_never_booked_and_a_booked_one_cannot_be(ru
     assert states["export"] == "failed"  # N2026005: its customer is no King debtor
     ledger = InvoiceLedger(state_store, "noord")
 
-    _, states = run_dag(MAINTENANCE, accept_invoices=["N2026005", "N2026001"], note="booked by hand")
+    _, states = run_dag(
+        MAINTENANCE, administration="noord", accept_invoices=["N2026005", "N2026001"], note="booked by hand"
+    )
 
     assert states["accept_invoices"] == "failed"  # N2026001 is booked: refused
     assert ledger.get(6).state == "skipped" and ledger.get(6).note.startswith(

@@ -23,7 +23,7 @@ def test_a_failing_record_is_retried_in_its_entitys_dag_and_accepted_in_the_main
     )
     assert target(links[ACCEPT])[1:] == (
         "maintenance",
-        {"accept_records": {"customers": ["10006"]}, "note": ""},
+        {"administration": "noord", "accept_records": {"customers": ["10006"]}, "note": ""},
     )
     employee = dict(actions("", "failing", {"entity": "employees", "king_key": "SDEVRIES"}, "zuid"))
     assert target(employee[RETRY])[1:] == ("projects_employees", {"keys": {"employees": ["SDEVRIES"]}})
@@ -33,7 +33,10 @@ def test_a_failing_invoice_is_retried_and_may_be_accepted_only_while_nothing_was
     waiting = {"invoice_number": " N2026005 ", "state": "selected"}
     links = dict(actions("", "invoices_failed", waiting, "noord"))
     assert target(links[RETRY])[1:] == ("invoice_export", {"invoices": ["N2026005"]})
-    assert target(links[ACCEPT])[1:] == ("maintenance", {"accept_invoices": ["N2026005"], "note": ""})
+    assert target(links[ACCEPT])[1:] == (
+        "maintenance",
+        {"administration": "noord", "accept_invoices": ["N2026005"], "note": ""},
+    )
     booked = {"invoice_number": "N2026001", "state": "booked"}  # its PDF failed: it is booked in King
     assert [text for text, _ in actions("", "invoices_failed", booked, "noord")] == [RETRY]
 

@@ -1,6 +1,7 @@
-"""The maintenance DAG's tasks (manual only): accept failing records or invoices as is, with a
-note. Each task is skipped when its params are empty. (A new Qics token chain is started from the
-connection's refresh_token, never from a trigger form: Airflow keeps a run's params.)"""
+"""The maintenance DAG's tasks (manual only, one DAG for every administration): accept failing
+records or invoices of the administration in the params as is, with a note. Each task is skipped
+when its params are empty. (A new Qics token chain is started from the King <-> Qics page, never
+from a trigger form: Airflow keeps a run's params.)"""
 
 from __future__ import annotations
 
@@ -35,12 +36,19 @@ def _note(params: dict) -> str:
     return note
 
 
+def _administration_id(params: dict) -> str:
+    chosen = str(params.get("administration") or "").strip()
+    if not chosen:
+        raise _fail("choose the administration (administration) whose failures are accepted as is")
+    return chosen
+
+
 def _who(context: dict) -> str | None:
     dag_run = context.get("dag_run")
     return getattr(dag_run, "triggering_user_name", None) if dag_run is not None else None
 
 
-def accept_records(config_path: str, administration_id: str, **context) -> dict:
+def accept_records(config_path: str, **context) -> dict:
     """``accept_records`` (entity -> King keys): off the failing list, with the note."""
     from king_qics.state import Acceptances, NotAcceptable
 
@@ -53,7 +61,7 @@ def accept_records(config_path: str, administration_id: str, **context) -> dict:
     if not named:
         raise _skip("no records named (accept_records)")
     note = _note(params)
-    adm, config = administration(config_path, administration_id)
+    adm, config = administration(config_path, _administration_id(params))
     acceptances = Acceptances(state_store(config), adm.id)
     done, refused = {}, {}
     for entity, keys in sorted(named.items()):
@@ -68,7 +76,7 @@ def accept_records(config_path: str, administration_id: str, **context) -> dict:
     return _result(adm.id, "record", done, refused)
 
 
-def accept_invoices(config_path: str, administration_id: str, **context) -> dict:
+def accept_invoices(config_path: str, **context) -> dict:
     """``accept_invoices`` (invoice numbers): never booked by this program, with the note."""
     from king_qics.state import Acceptances, NotAcceptable
 
@@ -77,7 +85,7 @@ def accept_invoices(config_path: str, administration_id: str, **context) -> dict
     if not numbers:
         raise _skip("no invoices named (accept_invoices)")
     note = _note(params)
-    adm, config = administration(config_path, administration_id)
+    adm, config = administration(config_path, _administration_id(params))
     acceptances = Acceptances(state_store(config), adm.id)
     token = hashlib.sha256(f"maintenance:{context.get('run_id')}".encode()).hexdigest()[:32]
     done, refused = {}, {}

@@ -157,7 +157,11 @@ def create_app() -> FastAPI:
     ):
         """The trigger form of one of the administration's DAGs, its params filled in (links.py)."""
         adm = _administration(administration_id)
-        if dag not in set(catalog.DagKind):
+        if dag == links.MAINTENANCE:
+            dag_id = catalog.MAINTENANCE_DAG_ID
+        elif dag in set(catalog.DagKind):
+            dag_id = queries.dag_id(adm.id, dag)
+        else:
             raise HTTPException(status_code=404, detail=f"no DAG kind {dag!r}")
         try:
             values = json.loads(conf)
@@ -169,7 +173,7 @@ def create_app() -> FastAPI:
             request,
             "trigger.html",
             adm={"id": adm.id, "name": adm.name},
-            dag_id=queries.dag_id(adm.id, dag),
+            dag_id=dag_id,
             conf=values,
             purpose=links.trigger_purpose(dag, values),
         )

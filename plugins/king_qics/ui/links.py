@@ -18,11 +18,18 @@ from king_qics import catalog
 from king_qics.state import ExportState
 
 RETRY, ACCEPT = "retry now", "accept as is"
+MAINTENANCE = "maintenance"  # the trigger form's name of catalog.MAINTENANCE_DAG_ID (not per administration)
 
 
 def trigger_href(base: str, administration: str, kind: str, conf: dict) -> str:
     query = urlencode({"dag": kind, "conf": json.dumps(conf, separators=(",", ":"))})
     return f"{base}/administrations/{administration}/trigger?{query}"
+
+
+def accept_href(base: str, administration: str, what: dict) -> str:
+    """The maintenance DAG's form: the administration and what to accept filled in, the note empty."""
+    conf = {"administration": administration, **what, "note": ""}
+    return trigger_href(base, administration, MAINTENANCE, conf)
 
 
 def actions(base: str, list_name: str, row: dict, administration: str) -> list[tuple[str, str]]:
@@ -32,15 +39,7 @@ def actions(base: str, list_name: str, row: dict, administration: str) -> list[t
         kind = catalog.ENTITY_TASKS.get(entity, (catalog.DagKind.MASTER_DATA, entity))[0]
         return [
             (RETRY, trigger_href(base, administration, kind, {"keys": {entity: [key]}})),
-            (
-                ACCEPT,
-                trigger_href(
-                    base,
-                    administration,
-                    catalog.DagKind.MAINTENANCE,
-                    {"accept_records": {entity: [key]}, "note": ""},
-                ),
-            ),
+            (ACCEPT, accept_href(base, administration, {"accept_records": {entity: [key]}})),
         ]
     if list_name == "invoices_failed" and row.get("invoice_number"):
         number = str(row["invoice_number"]).strip()
@@ -51,15 +50,14 @@ def actions(base: str, list_name: str, row: dict, administration: str) -> list[t
             )
         ]
         if row.get("state") == ExportState.SELECTED:  # nothing sent to King: it may be accepted
-            conf = {"accept_invoices": [number], "note": ""}
-            links.append((ACCEPT, trigger_href(base, administration, catalog.DagKind.MAINTENANCE, conf)))
+            links.append((ACCEPT, accept_href(base, administration, {"accept_invoices": [number]})))
         return links
     return []
 
 
 def trigger_purpose(kind: str, conf: dict) -> str:
     """One sentence on what the prefilled run does."""
-    if kind == catalog.DagKind.MAINTENANCE:
+    if kind == MAINTENANCE:
         return (
             "Accept as is: the failure leaves the failing list and is kept with your note (required). "
             "Nothing is written to King or Qics."

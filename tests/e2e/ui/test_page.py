@@ -205,7 +205,7 @@ def test_retry_and_accept_links_open_the_trigger_form_filled_in_and_trigger_that
     from selenium.webdriver.support import expected_conditions as ready
     from selenium.webdriver.support.ui import WebDriverWait
 
-    run_dag("king_qics__noord__maintenance")  # known to Airflow (serialized) like the other DAGs
+    run_dag("king_qics__maintenance")  # known to Airflow (serialized) like the other DAGs
     wait = WebDriverWait(browser, 60)
     login(browser, api_server, "editor")
     page = f"{api_server}/king-qics/administrations/noord"
@@ -254,10 +254,11 @@ def test_retry_and_accept_links_open_the_trigger_form_filled_in_and_trigger_that
     assert note.get_attribute("required") is not None and note.get_attribute("value") == ""
     note.send_keys("booked by hand in King")
     browser.find_element(By.CSS_SELECTOR, "#trigger button[type=submit]").click()
-    prefix = f"{api_server}/dags/king_qics__noord__maintenance/runs/"
+    prefix = f"{api_server}/dags/king_qics__maintenance/runs/"
     wait.until(ready.url_contains(prefix))
     run_id = unquote(browser.current_url.removeprefix(prefix).split("?")[0])
-    assert dag_run_conf(api_server, "king_qics__noord__maintenance", run_id) == {
+    assert dag_run_conf(api_server, "king_qics__maintenance", run_id) == {
+        "administration": "noord",
         "accept_invoices": ["N2026005"],
         "note": "booked by hand in King",
     }
