@@ -391,6 +391,8 @@ def run(args) -> dict:
                 "AIRFLOW__API__HOST": "127.0.0.1",
                 "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+                # the DAG file of every administration, parsed as docker-compose.yaml has it
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": str(args.parse_interval),
                 # every DAG's runs are created at the same cron minute: more per loop than the
                 # default 10, or the scheduler itself spreads a cycle's start over many loops
                 "AIRFLOW__SCHEDULER__MAX_DAGRUNS_TO_CREATE_PER_LOOP": str(args.dagruns_per_loop),
@@ -582,6 +584,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16, help="Celery worker concurrency")
     parser.add_argument("--parallelism", type=int, default=32)
     parser.add_argument("--dagruns-per-loop", type=int, default=200)
+    parser.add_argument(
+        "--parse-interval", type=int, default=300, help="[dag_processor] min_file_process_interval, s"
+    )
     parser.add_argument("--cycles", type=int, default=2, help="steady-state cycles after the first")
     parser.add_argument("--interval", type=int, default=5, help="compressed cycle, minutes")
     parser.add_argument("--latency", type=float, default=0.03, help="seconds per call, both sandboxes")

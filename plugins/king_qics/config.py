@@ -28,12 +28,27 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def cron_interval(minutes: int) -> int:
+    """An interval the window's cron expressions can say in a few: a divisor of 60 or a multiple
+    of 15 (13 would need one expression per hour, and Airflow keeps a timetable's description of
+    them in 1,000 characters)."""
+    if 60 % minutes and minutes % 15:
+        divisors = "1, 2, 3, 4, 5, 6, 10, 12, 20, 30"
+        raise ValueError(f"must divide 60 ({divisors}) or be a multiple of 15, not {minutes}")
+    return minutes
+
+
 class Schedule(_Strict):
     """The daily window in which the 15-minute DAGs (master data, invoice export) run."""
 
     start: str = "07:00"
     end: str = "20:00"
     interval_minutes: int = Field(15, ge=1, le=1440)
+
+    @field_validator("interval_minutes")
+    @classmethod
+    def _interval(cls, value: int) -> int:
+        return cron_interval(value)
 
     @field_validator("start", "end")
     @classmethod
@@ -141,6 +156,11 @@ class Administration(_Strict):
     defaults: Defaults = Defaults()
     notifications: Notifications = Notifications()
     enabled: bool = True
+
+    @field_validator("projects_employees_interval_minutes")
+    @classmethod
+    def _interval(cls, value: int) -> int:
+        return cron_interval(value)
 
     @property
     def company_id(self) -> int:

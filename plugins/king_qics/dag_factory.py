@@ -5,7 +5,6 @@ talks to an API is imported inside them, on the worker)."""
 from __future__ import annotations
 
 from datetime import timedelta
-from itertools import groupby
 
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, MultipleCronTriggerTimetable
@@ -65,25 +64,31 @@ def default_args(pool: str, callbacks: dict | None = None) -> dict:
 
 
 def window_crons(start: str, end: str, interval_minutes: int) -> list[str]:
-    """Cron expressions firing every ``interval_minutes`` from ``start`` up to and including ``end``."""
+    """Cron expressions firing every ``interval_minutes`` from ``start`` up to and including ``end``:
+    one per set of hours a minute fires in, so a short interval stays a few expressions (the DAG's
+    timetable description, stored in a 1,000-character column, names each of them)."""
     start_h, start_m = (int(part) for part in start.split(":"))
     end_h, end_m = (int(part) for part in end.split(":"))
-    times = []
+    hours_of_minute: dict[int, list[int]] = {}
     minute_of_day = start_h * 60 + start_m
     while minute_of_day <= end_h * 60 + end_m:
-        times.append(divmod(minute_of_day, 60))
+        hour, minute = divmod(minute_of_day, 60)
+        hours_of_minute.setdefault(minute, []).append(hour)
         minute_of_day += interval_minutes
-    crons = []
-    for minute, group in groupby(sorted(times, key=lambda t: (t[1], t[0])), key=lambda t: t[1]):
-        crons.append(f"{minute} {_hour_field([hour for hour, _ in group])} * * *")
-    return crons
+    minutes_of_hours: dict[str, list[int]] = {}
+    for minute, hours in sorted(hours_of_minute.items()):
+        minutes_of_hours.setdefault(_field(hours), []).append(minute)
+    return [f"{_field(minutes)} {hours} * * *" for hours, minutes in minutes_of_hours.items()]
 
 
-def _hour_field(hours: list[int]) -> str:
-    """7,8,9,10 -> '7-10'; 7,11,15,19 -> '7,11,15,19'."""
-    if len(hours) > 2 and hours == list(range(hours[0], hours[-1] + 1)):
-        return f"{hours[0]}-{hours[-1]}"
-    return ",".join(str(hour) for hour in hours)
+def _field(values: list[int]) -> str:
+    """7,8,9,10 -> '7-10'; 0,15,30,45 -> '0-45/15'; 7,11,20 -> '7,11,20' (sorted, distinct)."""
+    values = sorted(set(values))
+    steps = {b - a for a, b in zip(values, values[1:], strict=False)}
+    if len(values) > 2 and len(steps) == 1:
+        (step,) = steps
+        return f"{values[0]}-{values[-1]}" + ("" if step == 1 else f"/{step}")
+    return ",".join(str(value) for value in values)
 
 
 def _task(task_id: str, python_callable, trigger_rule: str = "all_success", **op_kwargs) -> PythonOperator:
