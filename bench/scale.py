@@ -5,8 +5,9 @@ starts, on this machine's own services, a fresh PostgreSQL metadata database and
 both sandboxes (one process, ``latency`` of 30 ms per call on both APIs), Airflow's api-server,
 scheduler and dag-processor, and for ``celery`` W Celery workers (Redis broker); then N
 administrations' DAGs run on their own timetables, compressed: the 15-minute window schedule becomes
-a window of 1 + K cycles M minutes apart, starting a few minutes after the start (projects/employees:
-every 16 M, as 240 to 15: only in the first cycle), so one cycle = M minutes.
+a window of 1 + K cycles M minutes apart, starting a few minutes after the start (projects/employees
+every 15 M, which the config takes, where 240 to 15 would be 16 M: only in the first cycle), so one
+cycle = M minutes.
 The first cycle is every administration's first sync (first run: full reads, the reconciliation);
 the K cycles after it are steady state (nothing changed: the idle cycles the gate makes cheap).
 
@@ -141,7 +142,7 @@ def write_config(folder: Path, count: int, start: str, end: str, interval: int) 
             "qics_conn_id": "qics_sandbox",
             "qics_company_id": 100 + i,
             "schedule": {"start": start, "end": end, "interval_minutes": interval},
-            "projects_employees_interval_minutes": min(16 * interval, 1440),  # as 240 to 15
+            "projects_employees_interval_minutes": min(15 * interval, 1440),  # only the first cycle
         }
         entries.append(entry)
     path = folder / "administrations.yaml"
