@@ -20,16 +20,13 @@ import pandas as pd
 
 import king_qics.mapping.columns as col
 import king_qics.mapping.transforms as tf
+from king_qics.mapping.names import MappingError
 from king_qics.mapping.values import record_hashes
 
 if TYPE_CHECKING:
     from king_qics.mapping.spec import EntityMapping, LookupSpec, ValueSpec
 
 log = logging.getLogger(__name__)
-
-
-class MappingError(ValueError):
-    """A mapping YAML is invalid, or apply() lacks what the mapping needs."""
 
 
 @dataclass

@@ -11,8 +11,8 @@ import yaml
 from pydantic import ValidationError
 
 from king_qics.catalog import ENTITY_NAMES
-from king_qics.mapping.apply import MappingError
 from king_qics.mapping.files import data_file
+from king_qics.mapping.names import MappingError
 from king_qics.mapping.spec import EntityMapping
 
 

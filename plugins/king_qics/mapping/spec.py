@@ -9,23 +9,19 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-import king_qics.mapping.columns as col
-import king_qics.mapping.transforms as tf
 from king_qics.catalog import ENTITY_NAMES
+from king_qics.mapping import names
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from king_qics.mapping.apply import MappingResult
 
 _KING_FIELD = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _VENDOR_EMPTY = "empty in vendor table"
 _VENDOR_ABSENT = "not in vendor table"
-
-
-class MappingError(ValueError):
-    """A mapping YAML is invalid."""
 
 
 class _Spec(BaseModel):
@@ -87,24 +83,25 @@ class ValueSpec(_Spec):
         given = [name for name in _SOURCES if name in self.model_fields_set]
         if len(given) != 1:
             raise ValueError(f"give exactly one of {', '.join(_SOURCES)} (got {', '.join(given) or 'none'})")
-        if self.rule is not None and self.rule not in tf.RULES:
-            raise ValueError(f"unknown rule {self.rule!r}; known: {', '.join(sorted(tf.RULES))}")
+        if self.rule is not None and self.rule not in names.RULE_FIELDS:
+            raise ValueError(f"unknown rule {self.rule!r}; known: {', '.join(sorted(names.RULE_FIELDS))}")
         if self.lookup is not None and self.lookup.entity not in ENTITY_NAMES:
             raise ValueError(f"lookup of unknown entity {self.lookup.entity!r}")
         if self.from_config is not None and not re.fullmatch(r"[a-z_]+(\.[a-z_]+)*", self.from_config):
             raise ValueError(f"from_config {self.from_config!r} is not a dotted setting name")
         for position, name in enumerate(self.transform):
             base, _, arg = name.partition(":")
-            if base not in tf.TRANSFORMS:
-                raise ValueError(f"unknown transform {name!r}; known: {', '.join(sorted(tf.TRANSFORMS))}")
-            if (base in tf.TRANSFORMS_WITH_ARGUMENT) != bool(arg) or (arg and not arg.isdigit()):
+            if base not in names.TRANSFORM_NAMES:
+                known = ", ".join(sorted(names.TRANSFORM_NAMES))
+                raise ValueError(f"unknown transform {name!r}; known: {known}")
+            if (base in names.TRANSFORMS_WITH_ARGUMENT) != bool(arg) or (arg and not arg.isdigit()):
                 raise ValueError(
                     f"transform {name!r}: " + ("give truncate:N" if arg == "" else "takes no argument")
                 )
-            if base in tf.MULTI_COLUMN_TRANSFORMS and position != 0:
+            if base in names.MULTI_COLUMN_TRANSFORMS and position != 0:
                 raise ValueError(f"transform {base!r} must come first")
         if isinstance(self.source, list) and (
-            not self.transform or self.transform[0] not in tf.MULTI_COLUMN_TRANSFORMS
+            not self.transform or self.transform[0] not in names.MULTI_COLUMN_TRANSFORMS
         ):
             raise ValueError("a list of source fields needs transform 'join' first")
         return self
@@ -119,7 +116,7 @@ class ValueSpec(_Spec):
         if self.join is not None:
             fields.append(self.join.on)
         if self.rule is not None:
-            fields += list(tf.RULES[self.rule][0])
+            fields += list(names.RULE_FIELDS[self.rule])
         if self.fallback is not None:
             fields += self.fallback.king_fields()
         return fields
@@ -231,6 +228,10 @@ class EntityMapping(_Spec):
 
     def company_filter(self, administration: Any) -> str:
         """OData $filter selecting this administration's records in Qics."""
+        import pandas as pd
+
+        import king_qics.mapping.columns as col
+
         return f"CompanyId eq {int(col.Context(pd.DataFrame(), administration).config('company_id'))}"
 
     def king_key_of(self, qics_record: dict) -> str | None:
@@ -238,6 +239,10 @@ class EntityMapping(_Spec):
         value = qics_record.get(self.qics_key)
         if value is None or (isinstance(value, float) and value != value):
             return None
+        import pandas as pd
+
+        import king_qics.mapping.columns as col
+
         key = col.key_text(pd.Series([value], dtype=object)).iloc[0]
         return None if key is None else str(key)
 

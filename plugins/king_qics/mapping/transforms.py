@@ -6,7 +6,7 @@ Series holding a reason (without the Qics field name) for the rows that cannot b
 elsewhere. A row with any reason is not synced; the others are unaffected.
 
 Transforms take the column of their ``source`` (``join`` takes several columns); rules read the
-King fields they declare in ``RULES`` and the administration's defaults.
+King fields they declare (names.py: ``RULE_FIELDS``) and the administration's defaults.
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ from king_qics.mapping.columns import (
     text_scalar,
 )
 from king_qics.mapping.files import data_file
+from king_qics.mapping.names import MULTI_COLUMN_TRANSFORMS, RULE_FIELDS, TRANSFORMS_WITH_ARGUMENT
+
+__all__ = ["MULTI_COLUMN_TRANSFORMS", "RULES", "TRANSFORMS", "TRANSFORMS_WITH_ARGUMENT"]
 
 # Deliberately simple and strict: one address, local@domain.tld, no spaces, no display names.
 EMAIL_PATTERN = r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}"  # noqa: E501
@@ -266,8 +269,6 @@ TRANSFORMS: dict[str, Callable[..., Result]] = {
     "date": t_date,
     "join": t_join,
 }
-TRANSFORMS_WITH_ARGUMENT = {"truncate"}
-MULTI_COLUMN_TRANSFORMS = {"join"}
 
 
 # -- rules ------------------------------------------------------------------------------------
@@ -321,10 +322,13 @@ def r_employee_active(ctx: Context) -> Result:
     return out, combine_errors(errors, date_errors)
 
 
-# name -> (King fields it reads, function)
+_RULE_FUNCTIONS: dict[str, Callable[[Context], Result]] = {
+    "reverse_charge": r_reverse_charge,
+    "item_type": r_item_type,
+    "allow_time_entry": r_allow_time_entry,
+    "employee_active": r_employee_active,
+}
+# name -> (King fields it reads, as names.py declares them; function)
 RULES: dict[str, tuple[tuple[str, ...], Callable[[Context], Result]]] = {
-    "reverse_charge": (("BTWPL", "OMSCHR"), r_reverse_charge),
-    "item_type": (("EENHVERK",), r_item_type),
-    "allow_time_entry": (("EENHVERK",), r_allow_time_entry),
-    "employee_active": (("BLOK", "DATUITDIENST"), r_employee_active),
+    name: (RULE_FIELDS[name], function) for name, function in _RULE_FUNCTIONS.items()
 }

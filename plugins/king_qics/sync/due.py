@@ -24,6 +24,14 @@ def daily_cutoff(moment: datetime) -> pendulum.DateTime:
     return daily.subtract(days=1) if local < daily else daily
 
 
+def reconciliation_due(store, administration: str, now: datetime) -> bool:
+    """Daily: the first run after 07:00 Amsterdam time (as the daily full read)."""
+    from king_qics.state import last_reconciled_at
+
+    last = last_reconciled_at(store, administration)
+    return last is None or pendulum.instance(last) < daily_cutoff(now)
+
+
 # More failing records than this are re-read with one full read instead of one call per key.
 MAX_KEYED_REREADS = 50
 

@@ -57,8 +57,7 @@ def entity_tables(adm, kind: catalog.DagKind) -> dict[str, tuple[str, list[str],
 
 def store_reasons(adm, store: StateStore, kind: catalog.DagKind, tables: dict, now: datetime) -> list[str]:
     """Reasons to run that the state store knows, without any API call."""
-    from king_qics.sync.due import full_read_reason
-    from king_qics.sync.reconcile import reconciliation_due
+    from king_qics.sync.due import full_read_reason, reconciliation_due
 
     reasons = []
     watermarks = Watermarks(store, adm.id)

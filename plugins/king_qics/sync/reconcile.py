@@ -17,12 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import pendulum
-
 from king_qics.mapping import load_mapping
-from king_qics.state import StateStore, last_reconciled_at, save_reconciliation, utcnow
+from king_qics.state import StateStore, save_reconciliation, utcnow
 from king_qics.sync.diff import field_differences, json_ready
-from king_qics.sync.due import daily_cutoff
 from king_qics.sync.master_data import MasterDataSync
 
 log = logging.getLogger(__name__)
@@ -30,12 +27,6 @@ log = logging.getLogger(__name__)
 # At most this many differences are logged per entity (all of them are stored).
 LOG_LIMIT = 200
 KIND_LABELS = {"missing": "(missing in Qics)", "unmapped": "(cannot be mapped)", "field": ""}
-
-
-def reconciliation_due(store: StateStore, administration: str, now: datetime) -> bool:
-    """Daily: the first run after 07:00 Amsterdam time (as the daily full read)."""
-    last = last_reconciled_at(store, administration)
-    return last is None or pendulum.instance(last) < daily_cutoff(now)
 
 
 @dataclass

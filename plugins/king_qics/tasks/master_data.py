@@ -143,8 +143,9 @@ def reconcile(config_path: str, administration_id: str, entities: list[str], **c
     from airflow.sdk.exceptions import AirflowSkipException
 
     from king_qics.state import utcnow
+    from king_qics.sync.due import reconciliation_due
     from king_qics.sync.master_data import MasterDataSync
-    from king_qics.sync.reconcile import reconcile_entity, reconciliation_due
+    from king_qics.sync.reconcile import reconcile_entity
 
     adm, config = administration(config_path, administration_id)
     params = context.get("params") or {}
