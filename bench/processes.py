@@ -1,9 +1,10 @@
 """An Airflow command in a process of its own, as the scale benchmark and the production-shape test
-start the scheduler, dag-processor, api-server and workers."""
+start the scheduler, dag-processor, api-server and workers, and the environment they all share."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -11,6 +12,40 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
+
+
+def airflow_env(home: Path, metadata_db: str, state_db: str, api_port: int, **settings: str) -> dict:
+    """The environment of every Airflow process of one installation: this shell's without its own
+    Airflow and sync settings, the project's DAGs and plugins, the metadata database and the
+    sync-state store (PostgreSQL URLs), the api-server on ``api_port`` with a fresh JWT secret and
+    every user an admin; ``settings`` (AIRFLOW__SECTION__KEY=value) on top."""
+    own = ("AIRFLOW__", "AIRFLOW_CONN_", "KING_QICS_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(own)}
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db,
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+            "AIRFLOW__API__PORT": str(api_port),
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "KING_QICS_STATE_CONN_ID": "king_qics_state",
+            "AIRFLOW_CONN_KING_QICS_STATE": state_db,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            **settings,
+        }
+    )
+    return env
+
+
+def run_airflow(env: dict, logs: Path, *args: str) -> None:
+    """A setup command (``db migrate``, ``pools import``), its output appended to setup.log."""
+    with open(logs / "setup.log", "a") as out:
+        subprocess.run([AIRFLOW, *args], env=env, cwd=ROOT, check=True, stdout=out, stderr=out)
 
 
 class Component:

@@ -41,7 +41,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins"), str(ROOT / "tools")]
 
-from bench.processes import AIRFLOW, Component  # noqa: E402
+from bench.processes import Component, airflow_env, run_airflow  # noqa: E402
 from king_qics.catalog import WATCHDOG_DAG_ID  # noqa: E402
 from sandbox import universe  # noqa: E402
 from sandbox.server import free_port, start_process, stop_process  # noqa: E402
@@ -370,56 +370,34 @@ def run(args) -> dict:
         start, end = window(args.lead, args.interval, 1 + args.cycles)
         config = write_config(work, args.admins, start, end, args.interval)
 
-        pg_url = f"postgresql+psycopg2://{PG['user']}@{PG['host']}:{PG['port']}"
-        meta_dsn = f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{meta_db}"
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "KING_QICS_"))
+        pg = f"{PG['user']}@{PG['host']}:{PG['port']}"
+        settings = {
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor" if args.executor == "celery" else "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": str(args.parallelism),
+            # the DAG file of every administration, parsed as docker-compose.yaml has it
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": str(args.parse_interval),
+            # every DAG's runs are created at the same cron minute: more per loop than the
+            # default 10, or the scheduler itself spreads a cycle's start over many loops
+            "AIRFLOW__SCHEDULER__MAX_DAGRUNS_TO_CREATE_PER_LOOP": str(args.dagruns_per_loop),
+            "AIRFLOW__SCHEDULER__MAX_DAGRUNS_PER_LOOP_TO_SCHEDULE": str(args.dagruns_per_loop),
+            "KING_QICS_CONFIG": str(config),
         }
-        env.update(
-            {
-                "AIRFLOW_HOME": str(home),
-                "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-                "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-                "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor" if args.executor == "celery" else "LocalExecutor",
-                "AIRFLOW__CORE__PARALLELISM": str(args.parallelism),
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"{pg_url}/{meta_db}",
-                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-                "AIRFLOW__API__PORT": str(api_port),
-                "AIRFLOW__API__HOST": "127.0.0.1",
-                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-                # the DAG file of every administration, parsed as docker-compose.yaml has it
-                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": str(args.parse_interval),
-                # every DAG's runs are created at the same cron minute: more per loop than the
-                # default 10, or the scheduler itself spreads a cycle's start over many loops
-                "AIRFLOW__SCHEDULER__MAX_DAGRUNS_TO_CREATE_PER_LOOP": str(args.dagruns_per_loop),
-                "AIRFLOW__SCHEDULER__MAX_DAGRUNS_PER_LOOP_TO_SCHEDULE": str(args.dagruns_per_loop),
-                "KING_QICS_CONFIG": str(config),
-                "KING_QICS_STATE_CONN_ID": "king_qics_state",
-                "AIRFLOW_CONN_KING_QICS_STATE": f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{state_db}",
-                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            }
-        )
         if args.executor == "celery":
-            env["AIRFLOW__CELERY__BROKER_URL"] = f"{REDIS_URL}/{REDIS_DB}"
-            env["AIRFLOW__CELERY__RESULT_BACKEND"] = f"db+{meta_dsn}"
-            env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = str(args.concurrency)
+            settings["AIRFLOW__CELERY__BROKER_URL"] = f"{REDIS_URL}/{REDIS_DB}"
+            settings["AIRFLOW__CELERY__RESULT_BACKEND"] = f"db+postgresql://{pg}/{meta_db}"
+            settings["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = str(args.concurrency)
+        metadata_db, state_url = f"postgresql+psycopg2://{pg}/{meta_db}", f"postgresql://{pg}/{state_db}"
+        meta_dsn = f"postgresql://{pg}/{meta_db}"
+        env = airflow_env(home, metadata_db, state_url, api_port, **settings)
         env.update(connections(args.admins, f"{king_base}/v1/ws1_xml.asmx", qics_base))
 
-        def airflow(*cli: str) -> None:
-            with open(logs / "setup.log", "a") as out:
-                subprocess.run([AIRFLOW, *cli], env=env, cwd=ROOT, check=True, stdout=out, stderr=out)
-
-        airflow("db", "migrate")
+        run_airflow(env, logs, "db", "migrate")
         (work / "pools.json").write_text(json.dumps(pools(args.admins)))
-        airflow("pools", "import", str(work / "pools.json"))
+        run_airflow(env, logs, "pools", "import", str(work / "pools.json"))
         from king_qics.state import StateStore
 
-        StateStore(f"postgresql+psycopg2://{PG['user']}@{PG['host']}:{PG['port']}/{state_db}").create_schema()
+        StateStore(f"postgresql+psycopg2://{pg}/{state_db}").create_schema()
         seeded = seed(config, args.admins, env) if args.seed else None
         if args.seed:  # the window starts from now again: the seeding took part of the lead
             start, end = window(args.lead, args.interval, 1 + args.cycles)

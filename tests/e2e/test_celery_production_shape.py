@@ -12,9 +12,7 @@ started here (processes, databases, the Redis database) is stopped or removed, a
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from bench.processes import AIRFLOW, Component
+from bench.processes import Component, airflow_env, run_airflow
 from sandbox.server import free_port, start_process, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,48 +109,28 @@ def production_shape():
         sandbox = start_process(king_port, qics_port, output=sandbox_log)
         king_base, qics_base = f"http://127.0.0.1:{king_port}", f"http://127.0.0.1:{qics_port}"
 
-        pg_url = f"postgresql+psycopg2://{PG['user']}@{PG['host']}:{PG['port']}"
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "KING_QICS_"))
-        }
-        env.update(
-            {
-                "AIRFLOW_HOME": str(home),
-                "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-                "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-                "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"{pg_url}/{meta_db}",
-                "AIRFLOW__CELERY__BROKER_URL": f"{REDIS_URL}/{REDIS_DB}",
-                "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{meta_db}",
-                "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
-                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-                "AIRFLOW__API__PORT": str(api_port),
-                "AIRFLOW__API__HOST": "127.0.0.1",
-                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-                "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
-                # only the runs this test triggers: no scheduled run, whatever the time of day
-                "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
-                "KING_QICS_STATE_CONN_ID": "king_qics_state",
-                "AIRFLOW_CONN_KING_QICS_STATE": f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{state_db}",
-                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            }
+        pg = f"{PG['user']}@{PG['host']}:{PG['port']}"
+        env = airflow_env(
+            home,
+            f"postgresql+psycopg2://{pg}/{meta_db}",
+            f"postgresql://{pg}/{state_db}",
+            api_port,
+            AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="True",
+            AIRFLOW__CORE__EXECUTOR="CeleryExecutor",
+            AIRFLOW__CELERY__BROKER_URL=f"{REDIS_URL}/{REDIS_DB}",
+            AIRFLOW__CELERY__RESULT_BACKEND=f"db+postgresql://{pg}/{meta_db}",
+            AIRFLOW__CELERY__WORKER_CONCURRENCY="4",
+            AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
+            AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="2",
+            # only the runs this test triggers: no scheduled run, whatever the time of day
+            AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False",
         )
         for conn_id, conn in sandbox_connections(f"{king_base}/v1/ws1_xml.asmx", qics_base).items():
             env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(conn)
 
-        def airflow(*args: str) -> None:
-            with open(logs / "setup.log", "a") as out:
-                subprocess.run([AIRFLOW, *args], env=env, cwd=ROOT, check=True, stdout=out, stderr=out)
-
-        airflow("db", "migrate")
+        run_airflow(env, logs, "db", "migrate")
         (work / "pools.json").write_text(json.dumps(demo_pools()))
-        airflow("pools", "import", str(work / "pools.json"))
+        run_airflow(env, logs, "pools", "import", str(work / "pools.json"))
 
         for name, args in (
             ("api-server", ["api-server", "--port", str(api_port)]),
