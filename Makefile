@@ -31,7 +31,8 @@ sync-once: setup  ## every DAG of every demo administration twice against fresh 
 sandbox: setup  ## only the two sandboxes, demo fixture, default ports
 	$(PY) -m sandbox serve
 
-bench: setup  ## benchmarks at full size (calls, time, memory, DAG parse); writes bench/RESULTS.md
+bench: setup  ## benchmarks at full size (calls, time, memory, DAG parse); writes bench/RESULTS.md; the heavy benchmark tests
+	$(PY) -m pytest -q -p no:cacheprovider -m bench tests/bench
 	$(PY) -m bench
 
 bench-quick: setup  ## benchmarks at small sizes, counts asserted (also part of `make test`)

@@ -1,7 +1,10 @@
 """``python -m bench.scale --quick`` inside the test suite: the real scheduler (LocalExecutor on
 PostgreSQL) runs 2 administrations' DAGs through a first cycle and one steady-state cycle against
 the sandboxes with latency. Counts are asserted, never times: the steady-state cycle runs only the
-two gates per administration (``check_king``, ``select``); every other task is skipped."""
+two gates per administration (``check_king``, ``select``); every other task is skipped.
+
+Three and a half minutes of the real scheduler: part of ``make bench`` (``pytest -m bench``), not
+of ``make test``."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.bench]
 # | 2 (steady state; invoice_export, master_data) | 04:48 | 4 | 4 / 16 / 0 | ...
 ROW = (
     r"^\| (\d) \((first sync|steady state); ([a-z_, ]+)\) \| [\d:]+ \| (\d+) "
