@@ -12,6 +12,29 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
+# the machine's services (started before a session and before CI)
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+REDIS_URL = "redis://127.0.0.1:6379"
+
+
+def pg_admin(statement: str) -> None:
+    """One statement in the server's ``postgres`` database, outside a transaction (CREATE/DROP DATABASE)."""
+    import psycopg2
+
+    conn = psycopg2.connect(dbname="postgres", **PG)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+    finally:
+        conn.close()
+
+
+def flush_redis_db(number: int) -> None:
+    """Empty one Redis database (a Celery broker's queues of one run)."""
+    import redis
+
+    redis.Redis.from_url(f"{REDIS_URL}/{number}").flushdb()
 
 
 def airflow_env(home: Path, metadata_db: str, state_db: str, api_port: int, **settings: str) -> dict:

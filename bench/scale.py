@@ -41,13 +41,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins"), str(ROOT / "tools")]
 
-from bench.processes import Component, airflow_env, run_airflow  # noqa: E402
+from bench.processes import PG, REDIS_URL, Component, airflow_env, flush_redis_db, pg_admin, run_airflow  # noqa: E402
 from king_qics.catalog import WATCHDOG_DAG_ID  # noqa: E402
 from sandbox import universe  # noqa: E402
 from sandbox.server import free_port, start_process, stop_process  # noqa: E402
 
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
-REDIS_URL = "redis://127.0.0.1:6379"
 REDIS_DB = 12
 RESULTS = ROOT / "bench" / "scale.md"
 CYCLE_TARGET = 300.0  # seconds: every cycle done within 5 minutes
@@ -75,18 +73,6 @@ def tree_cpu(pid: int) -> float:
         except psutil.NoSuchProcess:
             pass
     return total
-
-
-def pg_admin(statement: str) -> None:
-    import psycopg2
-
-    conn = psycopg2.connect(dbname="postgres", **PG)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement)
-    finally:
-        conn.close()
 
 
 # -- data and config ---------------------------------------------------------------------------------
@@ -353,9 +339,7 @@ def run(args) -> dict:
             pg_admin(f'CREATE DATABASE "{name}"')
             created.append(name)
         if args.executor == "celery":
-            import redis
-
-            redis.Redis.from_url(f"{REDIS_URL}/{REDIS_DB}").flushdb()
+            flush_redis_db(REDIS_DB)
         king_port, qics_port, api_port = free_port(), free_port(), free_port()
         sandbox_log = open(logs / "sandbox.log", "w")  # noqa: SIM115
         sandbox = start_process(king_port, qics_port, output=sandbox_log)

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from bench.processes import Component, airflow_env, run_airflow
+from bench.processes import PG, REDIS_URL, Component, airflow_env, flush_redis_db, pg_admin, run_airflow
 from sandbox.server import free_port, start_process, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,8 +31,6 @@ from demo_home import demo_pools, sandbox_connections  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
-REDIS_URL = "redis://127.0.0.1:6379"
 REDIS_DB = 13  # a Redis database of its own: the broker's queues of this test only
 ADMINISTRATION = "zuid"
 QICS_COMPANY = "2"
@@ -42,24 +40,6 @@ DEMO = json.loads((ROOT / "sandbox" / "fixtures" / "demo.json").read_text(encodi
 KING_ZUID = next(a for a in DEMO["king"]["administrations"] if a["environment_code"] == "31337")
 STARTUP_TIMEOUT = 180
 RUN_TIMEOUT = 240
-
-
-def _pg_admin(statement: str) -> None:
-    import psycopg2
-
-    conn = psycopg2.connect(dbname="postgres", **PG)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement)
-    finally:
-        conn.close()
-
-
-def _flush_redis_db() -> None:
-    import redis
-
-    redis.Redis.from_url(f"{REDIS_URL}/{REDIS_DB}").flushdb()
 
 
 def print_logs(logs: Path, lines: int = 40) -> None:
@@ -101,9 +81,9 @@ def production_shape():
     started = time.monotonic()
     try:
         for name in (meta_db, state_db):
-            _pg_admin(f'CREATE DATABASE "{name}"')
+            pg_admin(f'CREATE DATABASE "{name}"')
             created.append(name)
-        _flush_redis_db()
+        flush_redis_db(REDIS_DB)
         king_port, qics_port, api_port = free_port(), free_port(), free_port()
         sandbox_log = open(logs / "sandbox.log", "w")  # noqa: SIM115
         sandbox = start_process(king_port, qics_port, output=sandbox_log)
@@ -166,9 +146,9 @@ def production_shape():
             stop_process(sandbox)
         if sandbox_log is not None:
             sandbox_log.close()
-        _flush_redis_db()
+        flush_redis_db(REDIS_DB)
         for name in created:
-            _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         print(f"\nproduction shape: {time.monotonic() - started:.1f}s in all, logs in {logs}")
 
 
