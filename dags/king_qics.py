@@ -31,15 +31,16 @@ try:
         if _adm.enabled:
             for _dag in build_dags(_adm, str(CONFIG_PATH), only=_only):
                 globals()[_dag.dag_id] = _dag
-    if _config.administrations and _only in (None, PREFLIGHT_DAG_ID):
-        _preflight = build_preflight_dag(_config.administrations, str(CONFIG_PATH))
-        globals()[_preflight.dag_id] = _preflight
-    if _config.administrations and _only in (None, MAINTENANCE_DAG_ID):
-        _maintenance = build_maintenance_dag(_config.administrations, str(CONFIG_PATH))
-        globals()[_maintenance.dag_id] = _maintenance
-    if _config.administrations and _only in (None, WATCHDOG_DAG_ID):
-        _watchdog = build_watchdog_dag(str(CONFIG_PATH))
-        globals()[_watchdog.dag_id] = _watchdog
+    # the DAGs every administration shares, each built only where it is needed
+    _shared = {
+        PREFLIGHT_DAG_ID: lambda: build_preflight_dag(_config.administrations, str(CONFIG_PATH)),
+        MAINTENANCE_DAG_ID: lambda: build_maintenance_dag(_config.administrations, str(CONFIG_PATH)),
+        WATCHDOG_DAG_ID: lambda: build_watchdog_dag(str(CONFIG_PATH)),
+    }
+    for _dag_id, _build in _shared.items():
+        if _config.administrations and _only in (None, _dag_id):
+            _dag = _build()
+            globals()[_dag.dag_id] = _dag
 finally:
     gc.enable()
 if _config.errors and _only is None:

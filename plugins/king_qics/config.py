@@ -14,10 +14,18 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 ID_PATTERN = r"^[a-z0-9_]+$"
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -38,17 +46,16 @@ def cron_interval(minutes: int) -> int:
     return minutes
 
 
+# an interval in minutes, within a day, that the window's cron expressions can say (cron_interval)
+CronInterval = Annotated[int, Field(ge=1, le=1440), AfterValidator(cron_interval)]
+
+
 class Schedule(_Strict):
     """The daily window in which the 15-minute DAGs (master data, invoice export) run."""
 
     start: str = "07:00"
     end: str = "20:00"
-    interval_minutes: int = Field(15, ge=1, le=1440)
-
-    @field_validator("interval_minutes")
-    @classmethod
-    def _interval(cls, value: int) -> int:
-        return cron_interval(value)
+    interval_minutes: CronInterval = 15
 
     @field_validator("start", "end")
     @classmethod
@@ -147,7 +154,7 @@ class Administration(_Strict):
     book_invoices_from: date  # go-live cutoff: invoices dated before it are never booked
     missing_pdf: Literal["book_without", "wait"] = "wait"
     projects_table: str = Field("KDR", pattern=r"^[A-Z][A-Z0-9_]*$")
-    projects_employees_interval_minutes: int = Field(240, ge=1, le=1440)
+    projects_employees_interval_minutes: CronInterval = 240
     schedule: Schedule = Schedule()
     pools: Pools = Pools()
     # Qics requests one master-data task keeps in flight at once (1: one after the other); a 429 or
@@ -156,11 +163,6 @@ class Administration(_Strict):
     defaults: Defaults = Defaults()
     notifications: Notifications = Notifications()
     enabled: bool = True
-
-    @field_validator("projects_employees_interval_minutes")
-    @classmethod
-    def _interval(cls, value: int) -> int:
-        return cron_interval(value)
 
     @property
     def company_id(self) -> int:

@@ -11,10 +11,8 @@ import hashlib
 import json
 import logging
 from decimal import Decimal
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import requests
 
 from king_qics.errors import AuthenticationError, ProtocolError
 from king_qics.hooks.qics import QicsMilestonesHook
@@ -24,39 +22,17 @@ from king_qics.state import StateStore
 from sandbox import universe
 from sandbox.qics.profile import API_KEY, MATCHING_EXTRAS
 from tests.demo_data import qics_only_fixture as demo_fixture
+from tests.sandbox_oauth import new_refresh_token
 
 FAST = {"timeout": 2.0, "max_attempts": 2, "backoff_initial": 0.01, "backoff_max": 0.1}
 NS = "QicsUnity.Api.Areas.V3.Models"
 ALT = MATCHING_EXTRAS["alt"]
-TOKEN = "/api/oauth2/oauth2/token"
 
 
 @pytest.fixture
 def sb(request):
     clear_process_cache()
     return request.getfixturevalue("qics_sandbox")  # demo data, default profile, faults off
-
-
-def new_refresh_token(sb) -> str:
-    """A refresh token of its own (authorization-code flow, as the emulator's current profile wants)."""
-    profile = sb.admin("qics", "GET", "profile")
-    redirect = sb.qics_url + "/api/oauth2/oauth2/auth"
-    params = {
-        "response_type": "code",
-        "client_id": universe.QICS_CLIENT_ID,
-        "redirect_uri": universe.QICS_REDIRECT_URI,
-    }
-    location = requests.get(redirect, params=params, allow_redirects=False, timeout=10).headers["Location"]
-    data = {"grant_type": "authorization_code", "code": parse_qs(urlsplit(location).query)["code"][0]}
-    data["redirect_uri"] = universe.QICS_REDIRECT_URI
-    client = (universe.QICS_CLIENT_ID, universe.QICS_CLIENT_SECRET)
-    headers = {profile["api_key_header"]: API_KEY} if profile["api_key_header"] else {}
-    if profile["client_auth"] == "basic":
-        response = requests.post(sb.qics_url + TOKEN, data=data, auth=client, headers=headers, timeout=10)
-    else:
-        data.update(client_id=client[0], client_secret=client[1])
-        response = requests.post(sb.qics_url + TOKEN, data=data, headers=headers, timeout=10)
-    return response.json()["refresh_token"]
 
 
 @pytest.fixture

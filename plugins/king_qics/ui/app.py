@@ -182,11 +182,11 @@ def create_app() -> FastAPI:
     def qics_token_page(request: Request, administration_id: str):
         """The form that starts a new Qics token chain from a refresh token (ui/qics_token.py)."""
         adm = _administration(administration_id)
-        sharing = [a.id for a in current_config().administrations if a.qics_conn_id == adm.qics_conn_id]
+        users = qics_token.sharing(adm, current_config().administrations)
         return render(
             request,
             "qics_token.html",
-            adm={"id": adm.id, "name": adm.name, "qics_conn_id": adm.qics_conn_id, "sharing": sharing},
+            adm={"id": adm.id, "name": adm.name, "qics_conn_id": adm.qics_conn_id, "sharing": users},
             steps=advice.qics_reauthorize(adm.qics_conn_id, *connection_client(adm.qics_conn_id)),
         )
 

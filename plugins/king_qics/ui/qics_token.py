@@ -17,6 +17,11 @@ from king_qics.errors import AuthenticationError, ProtocolError, TransientError
 log = logging.getLogger(__name__)
 
 
+def sharing(adm, administrations) -> list[str]:
+    """The administrations that use ``adm``'s Qics connection (one chain for all of them)."""
+    return sorted(a.id for a in administrations if a.qics_conn_id == adm.qics_conn_id)
+
+
 class RefusedToken(Exception):
     """Qics did not accept the token, or the new chain could not be used (a message for the person)."""
 
@@ -39,15 +44,15 @@ def start_token_chain(adm, administrations, store, refresh_token: str) -> dict[s
             found = next(iter(qics.iter_records("Company", filter=company, top=1)), None)
     except (AuthenticationError, ProtocolError, TransientError) as exc:
         raise RefusedToken(str(exc).replace(refresh_token, "***")) from None
-    sharing = sorted(a.id for a in administrations if a.qics_conn_id == adm.qics_conn_id)
+    users = sharing(adm, administrations)
     log.info(
         "Qics connection %s (administrations %s) has a new token chain, started from the King <-> Qics page",
         adm.qics_conn_id,
-        ", ".join(sharing),
+        ", ".join(users),
     )
     return {
         "connection": adm.qics_conn_id,
-        "administrations": sharing,
+        "administrations": users,
         "access_valid_until": grant.expires_at.isoformat(),
         "company_found": found is not None,
     }

@@ -12,49 +12,19 @@ import os
 import shutil
 import sqlite3
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
-import requests
 import sqlalchemy as sa
 
 from king_qics.hooks.king import KingFinanceHook
 from king_qics.hooks.qics.oauth import clear_process_cache
 from king_qics.state import oauth_tokens
-from sandbox import universe
 from tests.e2e.ui.airflow_ui import login, token
 from tests.king_records import update_record
+from tests.sandbox_oauth import new_refresh_token
 
 ROOT = Path(__file__).resolve().parents[3]
 MASTER_DATA = "king_qics__noord__master_data"
 API = "/king-qics/api/administrations/noord/qics-token"
-
-
-def reauthorize(sandbox) -> str:
-    """What a person does in QicsMilestones: authorize the OAuth application again; the new refresh
-    token (from the authorization code)."""
-    answer = requests.get(
-        f"{sandbox.qics_url}/api/oauth2/oauth2/auth",
-        params={
-            "response_type": "code",
-            "client_id": universe.QICS_CLIENT_ID,
-            "redirect_uri": universe.QICS_REDIRECT_URI,
-        },
-        allow_redirects=False,
-        timeout=5,
-    )
-    code = parse_qs(urlsplit(answer.headers["Location"]).query)["code"][0]
-    grant = requests.post(
-        f"{sandbox.qics_url}/api/oauth2/oauth2/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": universe.QICS_REDIRECT_URI,
-            "client_id": universe.QICS_CLIENT_ID,
-            "client_secret": universe.QICS_CLIENT_SECRET,
-        },
-        timeout=5,
-    ).json()
-    return grant["refresh_token"]
 
 
 def break_the_chain(run_dag, sandbox) -> None:
@@ -116,7 +86,7 @@ def test_a_new_token_chain_from_the_page_without_shell_access_and_kept_nowhere(
     from selenium.webdriver.support.ui import WebDriverWait
 
     break_the_chain(run_dag, sandbox)
-    new_token = reauthorize(sandbox)
+    new_token = new_refresh_token(sandbox)
 
     wait = WebDriverWait(browser, 60)
     login(browser, api_server, "operator")
@@ -127,6 +97,10 @@ def test_a_new_token_chain_from_the_page_without_shell_access_and_kept_nowhere(
     page = browser.find_element(By.TAG_NAME, "body").text
     assert "connection qics_sandbox" in page and "noord, zuid" in page  # who shares the connection
     assert "grant_type=authorization_code" in page  # how to get a token, step by step
+    field.send_keys("a-token-qics-never-issued")  # refused: said in the form, the old chain kept
+    browser.find_element(By.CSS_SELECTOR, "#token button[type=submit]").click()
+    wait.until(ready.text_to_be_present_in_element((By.ID, "result"), "Refused (HTTP 400)"))
+    assert "refused the refresh token given" in browser.find_element(By.ID, "result").text
     field.send_keys(new_token)
     screenshot = tmp_path / "ui_qics_token.png"
     browser.save_screenshot(str(screenshot))

@@ -194,14 +194,11 @@ class OAuthTokens:
         if not refresh_token:
             raise AuthenticationError("no refresh token given")
         mask(refresh_token)
-        me = uuid.uuid4().hex
-        lease = timedelta(seconds=2 * self.hook.worst_case_seconds())
+        me, lease = uuid.uuid4().hex, self._lease()
         waited_until = time.monotonic() + lease.total_seconds()
         while not self.store.claim_refresh(self.conn_id, self.fingerprint, me, lease):
             if time.monotonic() > waited_until:
-                raise TransientError(
-                    f"qics: another process has been refreshing connection {self.conn_id!r} too long"
-                )
+                raise self._refreshing_too_long()
             time.sleep(REFRESH_POLL_SECONDS)
         grant = self._exchange(me, refresh_token, from_chain=False, source="the refresh token given")
         log.info("qics: connection %s has a new token chain (from a refresh token given)", self.conn_id)
@@ -246,11 +243,20 @@ class OAuthTokens:
         with _PROCESS_CACHE_LOCK:
             _PROCESS_CACHE[self._cache_key] = (access, expires_at)
 
+    def _lease(self) -> timedelta:
+        """How long a refresh claim holds (twice the hook's worst-case call): an older claim is
+        taken over, and a process waits no longer than this for another's refresh."""
+        return timedelta(seconds=2 * self.hook.worst_case_seconds())
+
+    def _refreshing_too_long(self) -> TransientError:
+        return TransientError(
+            f"qics: another process has been refreshing connection {self.conn_id!r} too long"
+        )
+
     def _refresh(self, rejected: str | None) -> str:
         """Refresh once across every process: the first to claim the refresh calls Qics (holding no
         database lock meanwhile), the others wait for its result."""
-        me = uuid.uuid4().hex
-        lease = timedelta(seconds=2 * self.hook.worst_case_seconds())
+        me, lease = uuid.uuid4().hex, self._lease()
         waited_until = time.monotonic() + lease.total_seconds()
         while True:
             token = self._usable_access(self.store.load(self.conn_id), rejected)
@@ -265,9 +271,7 @@ class OAuthTokens:
                     return token
                 break
             if time.monotonic() > waited_until:
-                raise TransientError(
-                    f"qics: another process has been refreshing connection {self.conn_id!r} too long"
-                )
+                raise self._refreshing_too_long()
             time.sleep(REFRESH_POLL_SECONDS)
         refresh_token, from_chain = self._seed, False
         if row is not None and row.seed_fingerprint == self.fingerprint:
